@@ -1,0 +1,42 @@
+"Packaging for bamas-nb, driven by settings.ini (no pkg_resources: current setuptools no longer ships it)."
+from configparser import ConfigParser
+from pathlib import Path
+import setuptools
+
+cfg = ConfigParser(delimiters=['='])
+cfg.read(Path(__file__).parent/'settings.ini', encoding='utf-8')
+cfg = cfg['DEFAULT']
+
+def _reqs(key): return cfg.get(key, '').split()
+
+licenses = {'apache2': 'Apache-2.0'}
+statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
+py_versions = '3.10 3.11 3.12'.split()
+min_python = cfg['min_python']
+
+setuptools.setup(
+    name=cfg['lib_name'],
+    version=cfg['version'],
+    description=cfg['description'],
+    long_description=(Path(__file__).parent/'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    author=cfg['author'], author_email=cfg['author_email'],
+    license=licenses[cfg['license']],
+    url=cfg['git_url'],
+    keywords=cfg['keywords'],
+    classifiers=[
+        'Development Status :: ' + statuses[int(cfg['status'])],
+        'Intended Audience :: ' + cfg['audience'],
+        'Natural Language :: ' + cfg['language'],
+    ] + ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
+    packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
+    include_package_data=True,
+    python_requires='>=' + min_python,
+    install_requires=_reqs('requirements'),
+    extras_require={'dev': _reqs('dev_requirements'), 'local': _reqs('local_requirements')},
+    entry_points={
+        'console_scripts': cfg.get('console_scripts', '').split(),
+        'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
+    },
+    zip_safe=False,
+)
