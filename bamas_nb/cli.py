@@ -24,6 +24,14 @@ class Command:
 # %% ../nbs/10_cli.ipynb #1d7503ad
 COMMANDS = {
     'select': ('bamas_nb.ilp', 'Select the LLM team for a budget (the ILP)'),
+    'tasks': ('bamas_nb.tasks', 'List the data sets, or print sample tasks of one (GSM8K, MATH, MBPP, mini sets)'),
+    'grade': ('bamas_nb.tasks', 'Grade one answer for one task and print correct, the extracted answer and the reason'),
+    'call': ('bamas_nb.llm', 'Make one metered LLM call within a budget (µ$)'),
+    'serve-local': ('bamas_nb.local', 'Serve the local model pool (llama.cpp, 127.0.0.1) until Ctrl-C'),
+    'record': ('bamas_nb.local', 'Re-record the real LLM responses a notebook or test replays'),
+    'run': ('bamas_nb.topologies', 'Run a topology or baseline live on sampled tasks under a budget'),
+    'generate': ('bamas_nb.experience', 'Generate experience: every (task, budget, topology), resumable'),
+    'train': ('bamas_nb.policy', 'Train the topology policy on experience tables (REINFORCE)'),
 }
 
 def load_command(name:str) -> Command:

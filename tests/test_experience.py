@@ -1,0 +1,62 @@
+"Experience generation end to end through litellm against a fake OpenAI-compatible server: rows, resumption, storage."
+import json, sys
+from pathlib import Path
+import pandas as pd, pytest, yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'benchmarks'))
+from fake_openai_server import FakeOpenAIServer
+from bamas_nb.core import TOPOLOGIES, BamasError, load_pool
+from bamas_nb.tasks import load_tasks
+from bamas_nb.experience import generate, ExperienceStore, KEY, read_trace, SCHEMA
+
+@pytest.fixture(scope='module')
+def server():
+    with FakeOpenAIServer(latency=0.0, completion_tokens=20, text='ACCEPT. The total is \\boxed{150}.') as srv: yield srv
+
+@pytest.fixture
+def pool_file(server, tmp_path):
+    llms = [dict(name='strong', model='openai/fake-strong', api_base=server.api_base, tier=1, in_price=0.27, out_price=1.10, max_tokens=64),
+            dict(name='cheap', model='openai/fake-cheap', api_base=server.api_base, tier=2, in_price=0.10, out_price=0.40, max_tokens=64)]
+    p = tmp_path/'pool.yaml'; p.write_text(yaml.safe_dump({'llms': llms})); return p
+
+@pytest.fixture(scope='module')
+def tasks(): return load_tasks('mini-math', n=2, seed=0)
+
+def test_grid_rows_and_resume(pool_file, tasks, tmp_path):
+    pool, out = load_pool(pool_file), tmp_path/'exp'
+    df = generate(tasks, [100, 300, 1250], TOPOLOGIES, pool, out, cache=None, concurrency=2, progress=False)
+    assert len(df) == 2*3*4 and not df.duplicated(list(KEY)).any()
+    assert not df[df.budget == 100].feasible.any()                 # no team fits 100 µ$
+    assert (df.cost <= df.budget).all() and df[df.feasible].calls.min() >= 1
+    assert list(pd.read_parquet(next(out.glob('part-*.parquet'))).columns) == SCHEMA.names
+    assert read_trace(out, df.trace_id[df.feasible].iloc[0])[0]['role'] == 'solve'
+    n_parts = len(list(out.glob('part-*.parquet')))
+    again = generate(tasks, [100, 300, 1250], TOPOLOGIES, pool, out, cache=None, progress=False)
+    assert len(again) == len(df) and len(list(out.glob('part-*.parquet'))) == n_parts     # nothing redone
+    for p in sorted(out.glob('part-*.parquet'))[:3]: p.unlink()
+    resumed = generate(tasks, [100, 300, 1250], TOPOLOGIES, pool, out, cache=None, progress=False)
+    assert len(resumed) == len(df) and not resumed.duplicated(list(KEY)).any()
+    ExperienceStore(out).consolidate()
+    assert sorted(p.name for p in out.glob('*.parquet')) == ['table.parquet'] and len(ExperienceStore(out).read()) == len(df)
+
+def test_temp_files_never_count(pool_file, tasks, tmp_path):
+    out = tmp_path/'exp'
+    generate(tasks[:1], [1250], ['linear'], load_pool(pool_file), out, cache=None, progress=False)
+    (out/'.part-x.parquet.abc.tmp').write_bytes(b'half a file')     # what a kill -9 mid-write leaves
+    assert len(ExperienceStore(out).read()) == 1
+
+def test_corrupt_part_is_named(pool_file, tasks, tmp_path):
+    out = tmp_path/'exp'
+    generate(tasks[:1], [1250], ['linear'], load_pool(pool_file), out, cache=None, progress=False)
+    (out/'part-99999999999999999999-zzzzzz.parquet').write_bytes(b'junk')
+    with pytest.raises(BamasError, match='part-99999999999999999999-zzzzzz.parquet: not a readable experience part'): ExperienceStore(out).read()
+
+def test_generate_cli(bamas, pool_file, tmp_path):
+    rc, out, err = bamas('generate', '--pool', pool_file, '--dataset', 'mini-math', '--n', '1', '--budgets', '500,1250',
+                         '--topologies', 'linear,feedback', '--out', tmp_path/'e', '--cache', 'off', '--consolidate', '--json')
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r['rows'] == 4 and r['over_budget'] == 0 and (tmp_path/'e'/'table.parquet').exists()
+    rc, out, err = bamas('generate', '--pool', pool_file, '--dataset', 'mini-math', '--budgets', '500,-1', '--out', tmp_path/'f', '--json')
+    assert rc == 2 and json.loads(out)['error'].startswith('--budgets: budget must be > 0')
+    rc, out, err = bamas('generate', '--pool', pool_file, '--dataset', 'mini-math', '--topologies', 'mesh', '--out', tmp_path/'f', '--json')
+    assert rc == 2 and 'unknown topology' in json.loads(out)['error']

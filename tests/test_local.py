@@ -1,0 +1,173 @@
+"The local pool without the real models: weight assembly and pinning, ports, server lifecycle (with a stand-in server), record."
+import hashlib, json, os, socket, sys, textwrap
+from pathlib import Path
+import pytest
+from conftest import ROOT, run_bamas
+from bamas_nb.core import BamasError, load_pool
+from bamas_nb import local as L
+from bamas_nb.local import (LOCAL_MODELS, LocalModel, weight_parts, assemble_weights, verified_weights, serve_local, port_is_free,
+                            served_models, gguf_counter_for, record, models_dir)
+
+FAKE = ROOT/'benchmarks'/'fake_openai_server.py'
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    "Logs and models go to a temporary cache directory."
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache')); monkeypatch.delenv('BAMAS_MODELS', raising=False)
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    "A stand-in model whose three parts live in packages on sys.path, like the real ones."
+    parts = [os.urandom(5000), os.urandom(3000), b'tail']
+    for i, data in enumerate(parts, 1):
+        d = tmp_path/'site'/f'tiny_test_part{i}'/'data'; d.mkdir(parents=True)
+        (d.parent/'__init__.py').write_text(''); (d/f'part{i:02d}.bin').write_bytes(data)
+    monkeypatch.syspath_prepend(str(tmp_path/'site'))
+    whole = b''.join(parts)
+    return LocalModel('tiny', 'tiny-alias', 'stand-in', 'tiny-test-part', 3, len(whole), hashlib.sha256(whole).hexdigest(), 8099), whole
+
+def free_port() -> int:
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def fake_command(gguf, alias, port, threads, n_ctx, extra=()):
+    return [sys.executable, str(FAKE), '--port', str(port), '--model-id', alias, *extra]
+
+def test_pinned_models_match_the_pool_file():
+    pool = load_pool(ROOT/'data/pools/local.yaml')
+    assert sorted(pool.names) == sorted(LOCAL_MODELS)
+    for l in pool:
+        m = LOCAL_MODELS[l.name]
+        assert (l.model, l.api_base) == (m.model, f'http://127.0.0.1:{m.port}/v1')
+        assert len(m.sha256) == 64 and int(m.sha256, 16) and m.size > 100_000_000
+    assert LOCAL_MODELS['qwen-1.5b'].parts == 22 and LOCAL_MODELS['qwen-0.5b'].parts == 6
+
+def test_assemble_verifies_and_caches(tiny, tmp_path):
+    spec, whole = tiny
+    p = assemble_weights(spec, tmp_path/'models')
+    assert p.read_bytes() == whole and verified_weights(spec, tmp_path/'models') == p
+    mtime = p.stat().st_mtime_ns
+    assert assemble_weights(spec, tmp_path/'models') == p and p.stat().st_mtime_ns == mtime   # not rebuilt
+
+def test_a_damaged_file_is_rebuilt(tiny, tmp_path):
+    spec, whole = tiny
+    p = assemble_weights(spec, tmp_path/'models')
+    p.write_bytes(b'x' + whole[1:])
+    assert verified_weights(spec, tmp_path/'models') is None
+    assert assemble_weights(spec, tmp_path/'models').read_bytes() == whole
+
+def test_hash_mismatch_is_refused_and_leaves_nothing(tiny, tmp_path):
+    spec, _ = tiny
+    bad = LocalModel(**{**spec.__dict__, 'sha256': 'f'*64})
+    with pytest.raises(BamasError, match='are not the expected ones'): assemble_weights(bad, tmp_path/'m')
+    assert list((tmp_path/'m').iterdir()) == []
+
+def test_missing_packages_are_named_with_the_fix(tiny):
+    spec, _ = tiny
+    more = LocalModel(**{**spec.__dict__, 'parts': 8})
+    with pytest.raises(BamasError, match=r'tiny-test-part4, tiny-test-part5, tiny-test-part6 and 2 more, which are not installed; install the local extra: CMAKE_ARGS="-DGGML_NATIVE=OFF"'):
+        weight_parts(more)
+
+def test_models_dir_env(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv('BAMAS_MODELS', str(tmp_path/'elsewhere'))
+    spec, whole = tiny
+    assert models_dir() == tmp_path/'elsewhere' and assemble_weights(spec).parent == tmp_path/'elsewhere'
+
+def test_no_counter_without_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv('BAMAS_MODELS', str(tmp_path/'empty'))
+    assert gguf_counter_for('openai/gpt-4.1-nano') is None
+    assert gguf_counter_for(LOCAL_MODELS['qwen-0.5b'].model) is None
+
+def test_serve_lifecycle_with_a_stand_in_server():
+    port = free_port()
+    lp = serve_local(['qwen-0.5b'], ports={'qwen-0.5b': port}, gguf={'qwen-0.5b': 'unused.gguf'}, command=fake_command)
+    with lp:
+        assert lp.endpoints == {'qwen-0.5b': f'http://127.0.0.1:{port}/v1'}
+        assert served_models(lp.endpoints['qwen-0.5b']) == ['qwen2.5-coder-0.5b-instruct']
+        assert lp.pool()['qwen-0.5b'].api_base == f'http://127.0.0.1:{port}/v1' and lp.pool().names == ['qwen-0.5b']
+        proc = lp.servers[0].proc
+        assert proc.poll() is None and not port_is_free(port)
+    assert proc.poll() is not None and port_is_free(port)
+
+def test_reuse_keeps_a_running_server(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('fake_openai_server', FAKE); fake = importlib.util.module_from_spec(spec); spec.loader.exec_module(fake)
+    port = free_port()
+    with fake.FakeOpenAIServer(port=port, model_id='qwen2.5-coder-0.5b-instruct') as srv:
+        with pytest.raises(BamasError, match=f'port {port} for qwen-0.5b is busy \\(a server for qwen2.5-coder-0.5b-instruct answers there\\)'):
+            serve_local(['qwen-0.5b'], ports={'qwen-0.5b': port}, command=fake_command).start()
+        with serve_local(['qwen-0.5b'], ports={'qwen-0.5b': port}, reuse=True, command=fake_command) as lp:
+            assert lp.servers[0].reused and lp.servers[0].proc is None
+        assert served_models(srv.api_base) == ['qwen2.5-coder-0.5b-instruct']    # still running
+        assert srv.stats()['requests'] == 0                                        # no warm-up on a reused server
+
+def test_a_server_that_dies_is_reported_with_its_log():
+    def dying(gguf, alias, port, threads, n_ctx): return [sys.executable, '-c', 'import sys; print("cannot load model"); sys.exit(3)']
+    with pytest.raises(BamasError, match=r'(?s)exited with status 3 while starting.*cannot load model'):
+        serve_local(['qwen-0.5b'], ports={'qwen-0.5b': free_port()}, gguf={'qwen-0.5b': 'x.gguf'}, command=dying).start()
+
+def test_a_failed_first_request_stops_everything():
+    p1, p2 = free_port(), free_port()
+    def cmd(gguf, alias, port, threads, n_ctx): return fake_command(gguf, alias, port, threads, n_ctx, ['--faults', '500'] if port == p2 else [])
+    lp = serve_local(['qwen-1.5b', 'qwen-0.5b'], ports={'qwen-1.5b': p1, 'qwen-0.5b': p2}, gguf={'qwen-1.5b': 'a', 'qwen-0.5b': 'b'}, command=cmd)
+    with pytest.raises(BamasError, match='the server for qwen-0.5b failed its first request'): lp.start()
+    assert all(s.proc is None for s in lp.servers) and port_is_free(p1) and port_is_free(p2)
+
+def test_missing_engine_names_the_fix(monkeypatch):
+    real = L.importlib.util.find_spec
+    monkeypatch.setattr(L.importlib.util, 'find_spec', lambda n, *a: None if n == 'llama_cpp' else real(n, *a))
+    with pytest.raises(BamasError, match=r"llama-cpp-python's server is not installed \(missing llama_cpp\); install the local extra"):
+        serve_local(['qwen-0.5b'], ports={'qwen-0.5b': free_port()}).start()
+
+def test_unknown_names_and_options():
+    with pytest.raises(BamasError, match='unknown local model'): serve_local(['qwen-7b'])
+    with pytest.raises(BamasError, match='ports/gguf given for qwen-1.5b, which is not served'): serve_local(['qwen-0.5b'], ports={'qwen-1.5b': 1})
+
+def test_cli_serve_local_errors():
+    rc, out, err = run_bamas('serve-local', '--only', 'qwen-0.5b', '--port', 'qwen-0.5b=abc')
+    assert rc == 2 and 'expects NAME=PORT with a number' in err
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); s.listen(); port = s.getsockname()[1]
+        rc, out, err = run_bamas('serve-local', '--only', 'qwen-0.5b', '--port', f'qwen-0.5b={port}', '--json')
+    assert rc == 2 and f'port {port} for qwen-0.5b is busy' in json.loads(out)['error']
+
+TARGET = '''
+import sys
+sys.path.insert(0, {bench!r})
+from fake_openai_server import FakeOpenAIServer
+from bamas_nb.core import LLM
+from bamas_nb.llm import Meter, recording
+def test_calls():
+    with FakeOpenAIServer(in_process=True) as s:
+        llm = LLM('f', 'openai/fake', 1, 0.1, 0.4, 8, s.api_base)
+        m = Meter(100, cache=recording('test_rec_target'))
+        assert all(m.call(llm, q).ok for q in {questions!r})
+    assert {fail!r} is False
+'''
+
+def test_record_refreshes_a_recording(tmp_path, monkeypatch):
+    monkeypatch.setenv('BAMAS_RECORDINGS', str(tmp_path/'recs'))
+    t = tmp_path/'test_rec_target.py'
+    t.write_text(TARGET.format(bench=str(ROOT/'benchmarks'), questions=['b', 'a', 'c'], fail=False))
+    [res] = record([t], fresh=True, serve=False)
+    rec = tmp_path/'recs'/'test_rec_target.jsonl'
+    assert (res['answers_before'], res['answers_after'], res['recording']) == (0, 3, 'data/recordings/test_rec_target.jsonl')
+    keys = [json.loads(l)['key'] for l in rec.read_text().splitlines()]
+    assert keys == sorted(keys)                                               # tidied
+    t.write_text(TARGET.format(bench=str(ROOT/'benchmarks'), questions=['a'], fail=False))
+    assert record([t], fresh=True, serve=False)[0]['answers_after'] == 1      # --fresh drops answers no longer asked for
+    before = rec.read_text()
+    t.write_text(TARGET.format(bench=str(ROOT/'benchmarks'), questions=['z'], fail=True))
+    with pytest.raises(BamasError, match='failed while recording \\(its recording is unchanged\\)'): record([t], fresh=True, serve=False)
+    assert rec.read_text() == before and not (tmp_path/'recs'/'test_rec_target.jsonl.bak').exists()
+
+def test_a_failed_first_recording_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setenv('BAMAS_RECORDINGS', str(tmp_path/'recs'))
+    t = tmp_path/'test_rec_target.py'
+    t.write_text(TARGET.format(bench=str(ROOT/'benchmarks'), questions=['a'], fail=True))
+    for fresh in (False, True):
+        with pytest.raises(BamasError, match='failed while recording'): record([t], fresh=fresh, serve=False)
+        assert not (tmp_path/'recs'/'test_rec_target.jsonl').exists()
+
+def test_record_rejects_other_files(tmp_path):
+    (tmp_path/'notes.txt').write_text('x')
+    with pytest.raises(BamasError, match='not a notebook'): record([tmp_path/'notes.txt'], serve=False)
