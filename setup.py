@@ -33,7 +33,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires='>=' + min_python,
     install_requires=_reqs('requirements'),
-    extras_require={'dev': _reqs('dev_requirements'), 'local': _reqs('local_requirements')},
+    extras_require={'dev': _reqs('dev_requirements'), 'local': _reqs('local_requirements'), 'autogen': _reqs('autogen_requirements')},
     entry_points={
         'console_scripts': cfg.get('console_scripts', '').split(),
         'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

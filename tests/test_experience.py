@@ -60,3 +60,14 @@ def test_generate_cli(bamas, pool_file, tmp_path):
     assert rc == 2 and json.loads(out)['error'].startswith('--budgets: budget must be > 0')
     rc, out, err = bamas('generate', '--pool', pool_file, '--dataset', 'mini-math', '--topologies', 'mesh', '--out', tmp_path/'f', '--json')
     assert rc == 2 and 'unknown topology' in json.loads(out)['error']
+
+def test_ray_backend_on_a_local_instance(pool_file, tasks, tmp_path):
+    ray = pytest.importorskip('ray')
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        df = generate(tasks, [100, 1250], ['linear', 'feedback'], load_pool(pool_file), tmp_path/'exp', cache=None, backend='ray', progress=False)
+    finally: ray.shutdown()
+    local = generate(tasks, [100, 1250], ['linear', 'feedback'], load_pool(pool_file), tmp_path/'exp-local', cache=None, progress=False)
+    cols = ['task_id', 'budget', 'topology', 'correct', 'cost', 'calls', 'feasible']
+    key = lambda d: d[cols].sort_values(cols[:3]).reset_index(drop=True)
+    assert len(df) == 2*2*2 and key(df).equals(key(local))          # same rows as the local backend
