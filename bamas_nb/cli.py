@@ -32,6 +32,7 @@ COMMANDS = {
     'run': ('bamas_nb.topologies', 'Run a topology or baseline live on sampled tasks under a budget'),
     'generate': ('bamas_nb.experience', 'Generate experience: every (task, budget, topology), resumable'),
     'train': ('bamas_nb.policy', 'Train the topology policy on experience tables (REINFORCE)'),
+    'demo': ('bamas_nb.bamas', 'Plan and solve GSM8K and MBPP test tasks live with BAMAS on the default pool (starts the local models if needed)'),
 }
 
 def load_command(name:str) -> Command:

@@ -109,7 +109,7 @@ def ask_many(self:Run, asks:list[tuple]) -> list[str|None]:
     replies = self.meter.batch(reqs, progress=False)
     return [self._turn(l, role, m, r) for (l, role, *_), m, r in zip(asks, msgs, replies)]
 
-# %% ../nbs/04_topologies.ipynb #fed48081
+# %% ../nbs/04_topologies.ipynb #0ae08f72
 @dataclass
 class Outcome:
     "The result of running one topology (or baseline) on one task under one budget."
@@ -122,7 +122,7 @@ class Outcome:
     usage: Usage                 # all calls, cost in µ$
     stopped_by_budget: bool      # a call was refused because it could have overspent
     trace: list[Turn] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, repr=False)   # wall time (kept out of the repr: it differs on every run)
 
     @property
     def correct(self) -> bool: return self.grade.correct

@@ -5,6 +5,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ROOT/'data'/'pools'
+if str(ROOT/'benchmarks') not in sys.path: sys.path.insert(0, str(ROOT/'benchmarks'))   # fake_openai_server, load_test
 BAMAS = Path(sys.executable).parent/'bamas'
 
 def run_bamas(*args, timeout=300, env=None):

@@ -168,12 +168,15 @@ def test_concurrent_batch_never_overspends_and_is_bounded():
     assert m.spent <= m.budget and m.held == 0 and m.spent == pytest.approx(sum(r.cost for r in replies))
 
 def test_threads_share_one_budget():
-    with fake.FakeOpenAIServer(latency=0.05) as srv:
+    # every reservation must happen before the first call settles (a settled call frees what it did not use):
+    # the threads start together and the server holds each answer for a second, ample even on a busy machine
+    with fake.FakeOpenAIServer(latency=1.0) as srv:
         llm = llm_at(srv)
         worst = Meter(1, cache=None).quote(llm, 'q', max_tokens=16).cost
         m = Meter(5.5*worst, cache=None)
-        out = []
+        out, start = [], threading.Barrier(12)
         def agent():
+            start.wait()
             try: out.append(m.call(llm, 'q', max_tokens=16))
             except BudgetExhausted as e: out.append(e)
         ts = [threading.Thread(target=agent) for _ in range(12)]

@@ -1,0 +1,54 @@
+"""Grow the committed experience tables one task at a time, taking the tables in turn (resumable: rerun to go on).
+
+With servers for data/pools/local.yaml running (`bamas serve-local`), from the repository root:
+
+    python data/experience/grow.py --n 100
+
+Runs on the test tables also go into data/recordings/04_benchmarks.jsonl (the recording is consulted first, so runs
+it already holds cost nothing). Round k adds the k-th task of each table's seeded sample (seed 0, the same order `bamas generate --n k` uses), so
+every table grows evenly and an interruption costs at most the runs in flight. Each round is exactly
+
+    bamas generate --pool data/pools/local.yaml --dataset DS --split SPLIT --n k --out data/experience/DS-SPLIT \
+        --budgets 500,875,1250,1625,2000 --topologies TOPOLOGIES
+"""
+import argparse, sys, time
+from bamas_nb.core import load_pool, TOPOLOGIES
+from bamas_nb.llm import default_cache, recording
+from bamas_nb.tasks import load_tasks
+from bamas_nb.experience import generate
+
+BUDGETS = (500, 875, 1250, 1625, 2000)
+BASELINES = ('single', 'naive', 'chat')
+TABLES = {  # name: (data set, split, strategies)
+    'gsm8k-test': ('gsm8k', 'test', TOPOLOGIES + BASELINES),
+    'mbpp-test': ('mbpp', 'test', TOPOLOGIES + BASELINES),
+    'math500-test': ('math500', 'test', TOPOLOGIES + BASELINES),
+    'gsm8k-train': ('gsm8k', 'train', TOPOLOGIES),
+    'mbpp-train': ('mbpp', 'train', TOPOLOGIES),
+}
+
+def cache_for(name):
+    "Test tables also write every call into the benchmark recording, which nbs/04_topologies.ipynb replays."
+    if name.endswith('-test'): return [recording('04_benchmarks', mode='rw'), default_cache()]
+    return 'default'
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--n', type=int, default=100, help='grow every table to this many tasks')
+    p.add_argument('--start', type=int, default=1, help='first round (rounds already complete are skipped anyway)')
+    p.add_argument('--tables', default=','.join(TABLES), help='comma-separated subset of ' + ', '.join(TABLES))
+    p.add_argument('--pool', default='data/pools/local.yaml')
+    p.add_argument('--concurrency', type=int, default=2, help='runs in flight')
+    args = p.parse_args(argv)
+    pool, names = load_pool(args.pool), [t.strip() for t in args.tables.split(',') if t.strip()]
+    if (bad := [t for t in names if t not in TABLES]): sys.exit(f"unknown table(s) {', '.join(bad)}; choose from {', '.join(TABLES)}")
+    for k in range(args.start, args.n + 1):
+        for name in names:
+            ds, split, strategies = TABLES[name]
+            t0 = time.time()
+            df = generate(load_tasks(ds, split, n=k), BUDGETS, strategies, pool, f"data/experience/{name}",
+                          cache=cache_for(name), concurrency=args.concurrency, progress=False)
+            print(f"round {k} {name}: {df.task_id.nunique()} tasks, {len(df)} runs, "
+                  f"{time.time() - t0:,.0f} s this round", flush=True)
+
+if __name__ == '__main__': main()
