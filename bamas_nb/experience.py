@@ -54,7 +54,7 @@ def record_of(task:Task, budget:float, topology:str, outcome:Outcome|None, pid:s
                        selection=json.dumps(dict(Counter(outcome.llms))), extracted=outcome.grade.extracted,
                        reason=outcome.grade.reason, seconds=round(outcome.seconds, 3))
 
-# %% ../nbs/05_experience.ipynb #c1dfb615
+# %% ../nbs/05_experience.ipynb #d390e9a3
 class ExperienceStore:
     "An experience table on disk: a directory of atomically written Parquet parts plus traces."
     def __init__(self, path):
@@ -62,20 +62,22 @@ class ExperienceStore:
         if self.path.exists() and not self.path.is_dir():
             raise BamasError(f"{self.path}: an experience table is a directory (parts + traces); choose a directory path for --out")
 
-    def parts(self) -> list[Path]: return sorted(self.path.glob('part-*.parquet')) + sorted(self.path.glob('table.parquet'))
+    def parts(self) -> list[Path]:
+        "Oldest first: the consolidated table, then the parts in the order they were written (their names begin with the time)."
+        return sorted(self.path.glob('table.parquet')) + sorted(self.path.glob('part-*.parquet'))
 
     def read(self) -> pd.DataFrame:
-        "All rows written so far (a corrupt part raises an error naming it)."
+        "All runs written so far, the newest row of each (a corrupt part raises an error naming it)."
         frames = []
         for p in self.parts():
             try: frames.append(pq.read_table(p, schema=SCHEMA).to_pandas())
             except Exception as e: raise BamasError(f"{p}: not a readable experience part ({type(e).__name__}); delete it and resume to redo its runs") from None
         df = pd.concat(frames, ignore_index=True) if frames else SCHEMA.empty_table().to_pandas()
-        return df.drop_duplicates(list(KEY), keep='first').reset_index(drop=True)
+        return df.drop_duplicates(list(KEY), keep='last').reset_index(drop=True)
 
     def done(self) -> set[str]: return set(self.read().trace_id)
 
-# %% ../nbs/05_experience.ipynb #08cf6613
+# %% ../nbs/05_experience.ipynb #756413c9
 def _fsync_write(path:Path, write):
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     with open(tmp, 'wb') as f:
@@ -102,42 +104,46 @@ def consolidate(self:ExperienceStore) -> Path:
     out = self.path/'table.parquet'
     _fsync_write(out, lambda f: pq.write_table(pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False), f))
     tdir = self.path/'traces'
-    parts = [p for p in _trace_files(self.path) if p.name != 'traces.jsonl']
-    if parts:
-        merged = tdir/'traces.jsonl'
-        text = (merged.read_text(encoding='utf-8') if merged.exists() else '') + ''.join(p.read_text(encoding='utf-8') for p in parts)
-        _fsync_write(merged, lambda f: f.write(text.encode()))
+    if any(p.name != 'traces.jsonl' for p in _trace_files(self.path)):
+        latest = _trace_lines(self.path)     # the newest trace of each run, as written
+        text = ''.join(latest[k] for k in df.trace_id if k in latest)
+        _fsync_write(tdir/'traces.jsonl', lambda f: f.write(text.encode()))
     for p in self.path.glob('part-*.parquet'): p.unlink()
     for p in tdir.glob('part-*.jsonl'): p.unlink()     # merged above, or orphans of an interrupted write
     return out
 
-# %% ../nbs/05_experience.ipynb #3f6a8e5c
+# %% ../nbs/05_experience.ipynb #d2bc8d39
 def _trace_files(path) -> list[Path]:
     "The trace files of a table that belong to a written part (orphans of an interrupted write left out)."
     tdir = Path(path)/'traces'
     merged = [tdir/'traces.jsonl'] if (tdir/'traces.jsonl').exists() else []
     return merged + [p for p in sorted(tdir.glob('part-*.jsonl')) if (Path(path)/f"{p.stem}.parquet").exists()]
 
-def read_trace(store_path, trace_id:str) -> list[dict]|None:
-    "The trace (list of turns) of one run, by its `trace_id`."
+def _trace_lines(store_path, wanted:set|None=None) -> dict[str, str]:
+    "trace id → its newest JSON line (files are read oldest first, so a redone run's trace replaces the old one)."
+    out = {}
     for p in _trace_files(store_path):
-        for line in p.read_text(encoding='utf-8').splitlines():
-            if line.strip() and (e := json.loads(line))['trace_id'] == trace_id: return e['trace']
-    return None
+        for line in p.read_text(encoding='utf-8').splitlines(keepends=True):
+            if not line.strip(): continue
+            i = line.find('"trace_id": "')       # how `write` begins every line; parsed in full only where it does not
+            tid = line[i + 13:line.index('"', i + 13)] if i >= 0 else json.loads(line)['trace_id']
+            if wanted is None or tid in wanted: out[tid] = line if line.endswith('\n') else line + '\n'
+    return out
 
-# %% ../nbs/05_experience.ipynb #e3c486b3
+def read_trace(store_path, trace_id:str) -> list[dict]|None:
+    "The trace (list of turns) of one run, by its `trace_id` (the newest, if the run was redone)."
+    line = _trace_lines(store_path, {trace_id}).get(trace_id)
+    return None if line is None else json.loads(line)['trace']
+
+# %% ../nbs/05_experience.ipynb #cc96a70d
 def failures(store_path) -> Counter:
     "Failed calls in the table at `store_path`, by reason (error type); empty when none failed."
     df = ExperienceStore(store_path).read()
-    todo, out = set(df.trace_id[df.failed_calls > 0]), Counter()
-    for p in _trace_files(store_path) if todo else []:
-        for line in p.read_text(encoding='utf-8').splitlines():
-            if '"note": "failed' not in line: continue
-            e = json.loads(line)
-            if e['trace_id'] in todo: todo.discard(e['trace_id']); out += _failures_of(e['trace'])
-    return out
+    todo = set(df.trace_id[df.failed_calls > 0])
+    lines = _trace_lines(store_path, todo) if todo else {}
+    return sum((_failures_of(json.loads(lines[k])['trace']) for k in todo if k in lines), Counter())
 
-# %% ../nbs/05_experience.ipynb #f0c96c9b
+# %% ../nbs/05_experience.ipynb #df817a32
 def _one(task, budget, topology, pool, cache, pid):
     try: sel = select_llms(pool, budget)
     except InfeasibleBudget: return record_of(task, budget, topology, None, pid), []
@@ -148,8 +154,8 @@ def _grid(tasks, budgets, topologies, done):
     return [(t, float(b), s) for t in tasks for b in budgets for s in topologies if run_key(t.id, b, s) not in done]
 
 def generate(tasks, budgets, topologies, pool:Pool, out, cache='default', concurrency:int=1, flush_every:int=1,
-             backend:str='local', progress:bool=True) -> pd.DataFrame:
-    "Run every (task, budget, topology) missing from the table at `out`, appending rows as runs finish; returns the table."
+             backend:str='local', progress:bool=True, redo_failed:bool=False) -> pd.DataFrame:
+    "Run every (task, budget, topology) missing from the table at `out` (and, with `redo_failed`, every one that had a failed call), appending rows as runs finish; returns the table."
     budgets, topologies = [check_budget(b) for b in budgets], [check_strategy(s) for s in topologies]
     if not tasks: raise BamasError("no tasks to run: the task list is empty; check --dataset/--split/--n")
     for llm in pool: check_model(llm)     # a model id litellm cannot route fails now, not hours into the grid
@@ -157,7 +163,8 @@ def generate(tasks, budgets, topologies, pool:Pool, out, cache='default', concur
     have = store.read()
     if len(have) and set(have.pool_id) != {pid}:
         raise BamasError(f"{out}: this table was made with another pool ({', '.join(sorted(set(have.pool_id)))}, now {pid}); use a new --out directory")
-    todo = _grid(tasks, budgets, topologies, set(have.trace_id))
+    done = have.trace_id[have.failed_calls == 0] if redo_failed else have.trace_id
+    todo = _grid(tasks, budgets, topologies, set(done))
     if backend == 'ray':
         if cache not in (None, 'default', 'off'): raise BamasError("backend='ray' takes cache='default' (each worker's own call cache) or None")
         _generate_ray(todo, pool, cache, pid, store, progress)
@@ -221,7 +228,7 @@ def _generate_ray(todo, pool, cache, pid, store, progress):
         for r in pending: ray.cancel(r)
         bar.close()
 
-# %% ../nbs/05_experience.ipynb #6d60a90a
+# %% ../nbs/05_experience.ipynb #044c0f48
 def _generate_args(p):
     p.add_argument('--pool', required=True); p.add_argument('--dataset', required=True); p.add_argument('--split', default=None)
     p.add_argument('--n', type=int, default=None, help='number of tasks (seeded sample; default all)'); p.add_argument('--seed', type=int, default=0)
@@ -235,6 +242,7 @@ def _generate_args(p):
     p.add_argument('--consolidate', action='store_true', help='merge the parts into table.parquet at the end')
     p.add_argument('--timeout', type=float, default=None, help='seconds per call attempt (default: $BAMAS_TIMEOUT or 600)')
     p.add_argument('--attempts', type=int, default=None, help='attempts per call before it counts as failed (default: $BAMAS_ATTEMPTS or 4)')
+    p.add_argument('--redo-failed', action='store_true', help='also run again every run of the table that had a failed call (its new row replaces the old)')
 
 def _call_settings(args):
     "Pass --timeout / --attempts to every Meter of this process (and of Ray workers started from it) through the environment."
@@ -256,7 +264,8 @@ def _generate_run(args) -> dict:
     tasks = load_tasks(args.dataset, args.split, n=args.n, seed=args.seed)
     t0 = time.perf_counter()
     df = generate(tasks, budgets, [s.strip() for s in args.topologies.split(',')], pool, args.out,
-                  cache=None if args.cache == 'off' else 'default', concurrency=args.concurrency, backend=args.backend)
+                  cache=None if args.cache == 'off' else 'default', concurrency=args.concurrency, backend=args.backend,
+                  redo_failed=args.redo_failed)
     if args.consolidate: ExperienceStore(args.out).consolidate()
     feas = df[df.feasible]
     return {'out': str(args.out), 'rows': len(df), 'tasks': int(df.task_id.nunique()), 'accuracy': round(float(feas.correct.mean()), 4) if len(feas) else None,
@@ -269,8 +278,8 @@ def _generate_text(r) -> str:
     return (f"{r['out']}: {r['rows']} runs of {r['tasks']} tasks, {acc}, {r['spent']:,.1f} µ$ spent, {r['over_budget']} over budget, "
             f"{r['failed_calls']} failed calls{why}; {r['seconds']:,.1f} s")
 
-# %% ../nbs/05_experience.ipynb #4b6b4f96
+# %% ../nbs/05_experience.ipynb #4edae4c7
 from .cli import Command
 
-# %% ../nbs/05_experience.ipynb #90817f22
+# %% ../nbs/05_experience.ipynb #ad8d5c65
 generate_command = Command('Generate experience: every (task, budget, topology), resumable', _generate_args, _generate_run, _generate_text)

@@ -388,7 +388,7 @@ def record_benchmarks(pool_path='data/pools/local.yaml', n:int=20, name:str='04_
     "Extend `data/recordings/{name}.jsonl` with live runs (the servers of the pool must be up); resumable."
     for _ in benchmark_runs(load_pool(pool_path), n, cache=recording(name, mode='rw'), progress=True): pass
 
-# %% ../nbs/04_topologies.ipynb #52e6c731
+# %% ../nbs/04_topologies.ipynb #8bcae730
 def _run_args(p):
     p.add_argument('--pool', required=True, help='pool YAML, e.g. data/pools/local.yaml')
     p.add_argument('--dataset', required=True, help='gsm8k, mbpp, math500, math, mini-math, mini-code …')
@@ -396,8 +396,9 @@ def _run_args(p):
     p.add_argument('--n', type=int, default=5, help='number of tasks (seeded sample)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--budget', required=True, help='budget per task in µ$')
-    p.add_argument('--topology', default='feedback', help=f"one of {', '.join(TOPOLOGIES + BASELINES)}")
+    p.add_argument('--topology', default='feedback', help=f"one of {', '.join(TOPOLOGIES + BASELINES)}, or auto (the policy chooses per task)")
     p.add_argument('--llm', default=None, help='for --topology single: which LLM (default: the cheapest)')
+    p.add_argument('--policy', default=None, help='for --topology auto: a policy checkpoint (default: data/policies/local.pt)')
     p.add_argument('--cache', default='default', choices=['default', 'off'], help='use the call cache (default) or not')
 
 def summarize(outcomes) -> dict:
@@ -407,16 +408,30 @@ def summarize(outcomes) -> dict:
             'mean_cost': round(sum(o.cost for o in outcomes)/n, 4) if n else None,
             'over_budget': sum(o.cost > o.budget for o in outcomes)}
 
+def _runner(args, pool:Pool, budget:float):
+    "A function task → Outcome for `bamas run`: a fixed strategy, or (auto) BAMAS's policy choosing per task."
+    cache = None if args.cache == 'off' else 'default'
+    if str(args.topology).strip().lower() != 'auto':
+        try: name = check_strategy(args.topology)
+        except BamasError as e: raise BamasError(f"--topology: {e}, or auto") from None
+        if args.policy: raise BamasError("--policy is only used with --topology auto; drop it or pass --topology auto")
+        sel = select_llms(pool, budget)
+        return lambda t: run_topology(name, t, sel, budget, cache=cache, llm=args.llm)
+    if args.llm: raise BamasError("--llm is only used with --topology single; drop it for --topology auto")
+    from bamas_nb.bamas import load_bamas          # the policy lives downstream of this module
+    bamas = load_bamas(pool=pool, policy=args.policy)
+    return lambda t: bamas.execute(bamas.plan(t, budget), cache=cache)
+
 def _run_run(args) -> dict:
     import sys
-    pool, budget, name = load_pool(args.pool), check_budget(args.budget), check_strategy(args.topology)
+    pool, budget = load_pool(args.pool), check_budget(args.budget)
     if args.n is not None and args.n < 1: raise BamasError(f"--n must be ≥ 1, got {args.n}")
-    sel = select_llms(pool, budget)
+    run = _runner(args, pool, budget)
     tasks = load_tasks(args.dataset, args.split, n=args.n, seed=args.seed)
     if not tasks: raise BamasError(f"data set {args.dataset} has no tasks in split {args.split}; pick another split")
     outs = []
     for i, t in enumerate(tasks, 1):
-        o = run_topology(name, t, sel, budget, cache=None if args.cache == 'off' else 'default', llm=args.llm)
+        o = run(t)
         outs.append(o)
         print(f"[{i}/{len(tasks)}] {t.id}: {'correct' if o.correct else 'wrong'}, {o.cost:,.1f} µ$, {o.calls} calls"
               + (' (stopped by budget)' if o.stopped_by_budget else ''), file=sys.stderr, flush=True)

@@ -86,18 +86,22 @@ def test_exactly_max_tokens_of_garbage_is_charged_exactly_and_cached_intact(serv
 
 MIX = ['429', '500', 'garbage', 'empty', 'cut', 'hang', 'no-usage']
 
+def _grid_under_faults(bamas, tmp_path, srv):
+    "A small grid against `srv` with about a third of its requests faulting and two attempts per call."
+    pool, out = write_pool(tmp_path/'pool.yaml', srv.api_base), tmp_path/'exp'
+    args = ['generate', '--pool', pool, '--dataset', 'mini-math', '--n', 3, '--budgets', '1250,2000', '--out', out,
+            '--cache', 'off', '--attempts', 2, '--timeout', 0.5]
+    rc, text, err = bamas(*args, env=cli_env(tmp_path))
+    assert rc == 0, err
+    return ExperienceStore(out).read(), args, out, text, err
+
 def test_generate_keeps_going_under_faults_and_reports_failed_calls(bamas, tmp_path):
     """About a third of all requests fail in one of seven ways; with two attempts per call some calls fail for good.
     The grid still finishes, every failed call is counted in its row and explained by its trace, the command's JSON
     and text say how many failed and why, and a second run finds nothing left to do."""
     with FakeOpenAIServer(completion_tokens=20, text=MATH_REPLY, fault_rate=0.35, fault_mix=MIX, seed=7) as srv:
-        pool, out = write_pool(tmp_path/'pool.yaml', srv.api_base), tmp_path/'exp'
-        args = ['generate', '--pool', pool, '--dataset', 'mini-math', '--n', 3, '--budgets', '1250,2000', '--out', out,
-                '--cache', 'off', '--attempts', 2, '--timeout', 0.5]
-        rc, text, err = bamas(*args, env=cli_env(tmp_path))
-        assert rc == 0, err
+        df, args, out, text, err = _grid_under_faults(bamas, tmp_path, srv)
         injected = srv.stats()['injected']
-        df = ExperienceStore(out).read()
         assert len(df) == 3*2*4 and not df.duplicated(list(KEY)).any()            # the run went on to the end
         assert (df.cost <= df.budget).all()
         why = failures(out)
@@ -112,6 +116,30 @@ def test_generate_keeps_going_under_faults_and_reports_failed_calls(bamas, tmp_p
     r = json.loads(out_json)
     assert r['rows'] == 24 and r['failed_calls'] == df.failed_calls.sum() and r['failures'] == dict(why.most_common())
     assert ExperienceStore(out).read()[list(KEY) + ['cost', 'failed_calls']].equals(df[list(KEY) + ['cost', 'failed_calls']])
+
+def test_redo_failed_runs_exactly_the_runs_that_had_failed_calls_again(bamas, tmp_path):
+    """Once the faults stop, `--redo-failed` runs the rows that had failed calls again, and only those: their new
+    rows and traces replace the old ones, the other rows stay as they were, and no run appears twice."""
+    with FakeOpenAIServer(completion_tokens=20, text=MATH_REPLY, fault_rate=0.35, fault_mix=MIX, seed=7) as srv:
+        df, args, out, _, _ = _grid_under_faults(bamas, tmp_path, srv)
+        hit = set(df.trace_id[df.failed_calls > 0])
+        assert hit and len(hit) < len(df)
+        srv.set_faults([], fault_rate=0.0)                                        # the outage is over
+        rc, out_json, err = bamas(*args, '--redo-failed', '--json', env=cli_env(tmp_path))
+        assert rc == 0, err
+        assert srv.stats()['requests'] > 0
+    r, after = json.loads(out_json), ExperienceStore(out).read()
+    assert r['rows'] == 24 and r['failed_calls'] == 0 and r['failures'] == {}
+    assert len(after) == 24 and not after.duplicated(list(KEY)).any() and after.failed_calls.sum() == 0
+    assert (after.cost <= after.budget).all()
+    kept = lambda d: d[~d.trace_id.isin(hit)].sort_values(list(KEY)).reset_index(drop=True)
+    assert kept(after).equals(kept(df))
+    for tid in hit: assert not any(t['note'].startswith('failed') for t in read_trace(out, tid))
+    ExperienceStore(out).consolidate()
+    merged = ExperienceStore(out).read().sort_values(list(KEY)).reset_index(drop=True)
+    assert merged.equals(after.sort_values(list(KEY)).reset_index(drop=True))
+    assert len((out/'traces'/'traces.jsonl').read_text().splitlines()) == 24
+    assert failures(out) == {}
 
 def test_unknown_usage_in_a_generated_row_is_charged_not_zero(bamas, tmp_path):
     "A provider that never reports usage: every row's cost is the sum of its calls' reservations, never zero."

@@ -104,3 +104,29 @@ def test_run_cli_against_a_fake_server(bamas, tmp_path):
     assert err.count('[') >= 3                                       # per-task progress on stderr
     rc, out, err = bamas('run', '--pool', tmp_path/'pool.yaml', '--dataset', 'mini-math', '--budget', '600', '--topology', 'mesh', '--json')
     assert rc == 2 and 'unknown topology' in json.loads(out)['error']
+
+def test_run_cli_auto_lets_the_committed_policy_choose_per_task(bamas, tmp_path):
+    "`--topology auto`: each task runs the topology BAMAS's policy plans for it, and the output names that topology."
+    import json, sys, yaml
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'benchmarks'))
+    from fake_openai_server import FakeOpenAIServer
+    from bamas_nb.bamas import load_bamas
+    from bamas_nb.tasks import load_tasks
+    with FakeOpenAIServer(completion_tokens=12, text='ACCEPT. So \\boxed{150}.') as srv:
+        llms = [dict(name='a', model='openai/a', api_base=srv.api_base, tier=1, in_price=0.27, out_price=1.1, max_tokens=64),
+                dict(name='b', model='openai/b', api_base=srv.api_base, tier=2, in_price=0.1, out_price=0.4, max_tokens=64)]
+        (tmp_path/'pool.yaml').write_text(yaml.safe_dump({'llms': llms}))
+        args = ['run', '--pool', tmp_path/'pool.yaml', '--dataset', 'mini-math', '--n', '4', '--budget', '1250', '--cache', 'off']
+        rc, out, err = bamas(*args, '--topology', 'auto', '--json')
+        assert rc == 0, err
+        r = json.loads(out)
+        planned = [load_bamas(pool=tmp_path/'pool.yaml').plan(t, 1250).topology for t in load_tasks('mini-math', n=4, seed=0)]
+        assert [t['topology'] for t in r['tasks']] == planned
+        assert set(planned) <= {'linear', 'star', 'feedback', 'planner'} and r['totals']['over_budget'] == 0
+        rc, out, err = bamas(*args, '--topology', 'auto', '--policy', tmp_path/'missing.pt', '--json')
+        assert rc == 2 and 'missing.pt' in json.loads(out)['error']
+        rc, out, err = bamas(*args, '--topology', 'feedback', '--policy', tmp_path/'missing.pt', '--json')
+        assert rc == 2 and '--topology auto' in json.loads(out)['error']
+        rc, out, err = bamas(*args, '--topology', 'mesh', '--json')
+        assert rc == 2 and 'or auto' in json.loads(out)['error']

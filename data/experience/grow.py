@@ -3,6 +3,7 @@
 With servers for data/pools/local.yaml running (`bamas serve-local`), from the repository root:
 
     python data/experience/grow.py --n 100
+    python data/experience/grow.py --report        # the size table of data/experience/README.md (no servers needed)
 
 Runs on the test tables also go into data/recordings/04_benchmarks.jsonl (the recording is consulted first, so runs
 it already holds cost nothing). Round k adds the k-th task of each table's seeded sample (seed 0, the same order `bamas generate --n k` uses), so
@@ -15,7 +16,7 @@ import argparse, sys, time
 from bamas_nb.core import load_pool, TOPOLOGIES
 from bamas_nb.llm import default_cache, recording
 from bamas_nb.tasks import load_tasks
-from bamas_nb.experience import generate
+from bamas_nb.experience import ExperienceStore, generate
 
 BUDGETS = (500, 875, 1250, 1625, 2000)
 BASELINES = ('single', 'naive', 'chat')
@@ -32,6 +33,21 @@ def cache_for(name):
     if name.endswith('-test'): return [recording('04_benchmarks', mode='rw'), default_cache()]
     return 'default'
 
+def report(names) -> str:
+    "The README's size table: per table, tasks (complete ones in brackets), runs, accuracy, mean cost, over budget, dates."
+    lines = ['| table | tasks (complete) | runs | accuracy over all runs | mean cost (µ$) | over budget | runs made |',
+             '|---|---:|---:|---:|---:|---:|---|']
+    for name in names:
+        df = ExperienceStore(f"data/experience/{name}").read()
+        if not len(df): lines.append(f"| `{name}` | 0 | 0 | — | — | 0 | — |"); continue
+        per_task = len(BUDGETS) * len(TABLES[name][2])
+        complete = int((df.groupby('task_id').size() == per_task).sum())
+        days = sorted({d[:10] for d in df.created_at})
+        when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+        lines.append(f"| `{name}` | {df.task_id.nunique()} ({complete}) | {len(df)} | {df.correct.mean():.1%} | "
+                     f"{df.cost.mean():,.1f} | {int((df.cost > df.budget).sum())} | {when} |")
+    return '\n'.join(lines)
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--n', type=int, default=100, help='grow every table to this many tasks')
@@ -39,9 +55,12 @@ def main(argv=None):
     p.add_argument('--tables', default=','.join(TABLES), help='comma-separated subset of ' + ', '.join(TABLES))
     p.add_argument('--pool', default='data/pools/local.yaml')
     p.add_argument('--concurrency', type=int, default=2, help='runs in flight')
+    p.add_argument('--report', action='store_true', help='print the size table of the tables and stop')
     args = p.parse_args(argv)
-    pool, names = load_pool(args.pool), [t.strip() for t in args.tables.split(',') if t.strip()]
+    names = [t.strip() for t in args.tables.split(',') if t.strip()]
     if (bad := [t for t in names if t not in TABLES]): sys.exit(f"unknown table(s) {', '.join(bad)}; choose from {', '.join(TABLES)}")
+    if args.report: return print(report(names))
+    pool = load_pool(args.pool)
     for k in range(args.start, args.n + 1):
         for name in names:
             ds, split, strategies = TABLES[name]
