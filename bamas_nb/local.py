@@ -4,7 +4,9 @@
 
 # %% ../nbs/02a_local.ipynb #1ec3d93f
 from __future__ import annotations
-import atexit, ctypes, hashlib, importlib.util, io, json, os, shutil, signal, socket, subprocess, sys, threading, time, urllib.request
+import atexit, ctypes, hashlib, http.client, importlib.util, io, json, os, shutil, signal, socket, subprocess, sys, threading, time, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 from contextlib import contextmanager, nullcontext, redirect_stderr
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -19,7 +21,7 @@ from .cli import Command
 __all__ = ['LOCAL_MODELS', 'ENGINES', 'serve_local_command', 'record_command', 'LocalModel', 'weight_parts', 'models_dir',
            'verified_weights', 'assemble_weights', 'GGUFTokenCounter', 'gguf_counter_for', 'default_threads',
            'server_command', 'native_binary', 'native_server_command', 'port_is_free', 'served_models', 'LocalServer',
-           'LocalPool', 'serve_local', 'record']
+           'Balancer', 'LocalPool', 'serve_local', 'record']
 
 # %% ../nbs/02a_local.ipynb #8c5b4c96
 @dataclass(frozen=True)
@@ -282,6 +284,84 @@ def stop(self:LocalServer, grace:float=15.0):
         except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
     self.proc = None
 
+# %% ../nbs/02a_local.ipynb #4b5211f7
+_HOP = {'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length'}
+
+class Balancer:
+    "A reverse proxy on 127.0.0.1:`port` giving each request to the backend with the fewest requests in flight."
+    def __init__(self, port:int, backends:list, name:str='', timeout:float=3600.0):
+        if not backends: raise BamasError(f"the balancer for {name or port} needs at least one backend URL such as http://127.0.0.1:9091")
+        self.port, self.backends, self.name, self.timeout = int(port), [b.rstrip('/') for b in backends], name, timeout
+        self.in_flight, self.served = [0]*len(self.backends), [0]*len(self.backends)
+        self.lock, self.srv, self.reused = threading.Lock(), None, False
+
+    @property
+    def api_base(self) -> str: return f"http://127.0.0.1:{self.port}/v1"
+
+    def pick(self) -> int:
+        "The backend for the next request (fewest in flight, then fewest served), now counted as in flight."
+        with self.lock:
+            i = min(range(len(self.backends)), key=lambda k: (self.in_flight[k], self.served[k], k))
+            self.in_flight[i] += 1; self.served[i] += 1
+            return i
+
+    def done(self, i:int):
+        with self.lock: self.in_flight[i] -= 1
+
+    def __repr__(self):
+        ports = ', '.join(str(urlsplit(b).port) for b in self.backends)
+        return f"Balancer({self.name or 'backends'} :{self.port} -> {ports}; served {self.served})"
+
+# %% ../nbs/02a_local.ipynb #412132f3
+def _relay(bal:Balancer, h:BaseHTTPRequestHandler):
+    n = int(h.headers.get('Content-Length') or 0)
+    body = h.rfile.read(n) if n else None
+    i = bal.pick(); url, sent = bal.backends[i], False
+    try:
+        u = urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=bal.timeout)
+        try:
+            conn.request(h.command, h.path, body=body, headers={k: v for k, v in h.headers.items() if k.lower() not in _HOP})
+            r = conn.getresponse()
+            h.send_response(r.status); sent = True
+            for k, v in r.getheaders():
+                if k.lower() not in _HOP: h.send_header(k, v)
+            if r.getheader('Content-Length') is not None:
+                data = r.read(); h.send_header('Content-Length', str(len(data))); h.end_headers(); h.wfile.write(data)
+            else:
+                h.send_header('Transfer-Encoding', 'chunked'); h.end_headers()
+                while (chunk := r.read1(65536)): h.wfile.write(b'%x\r\n%s\r\n' % (len(chunk), chunk)); h.wfile.flush()
+                h.wfile.write(b'0\r\n\r\n')
+        finally: conn.close()
+    except (OSError, http.client.HTTPException) as e:
+        h.close_connection = True
+        if sent: return                         # the reply was cut half-way: the client sees a broken response
+        msg = json.dumps({'error': {'message': f"balancer for {bal.name or bal.port}: backend {url} failed: {e}", 'type': 'bad_gateway'}}).encode()
+        try:
+            h.send_response(502); h.send_header('Content-Type', 'application/json'); h.send_header('Content-Length', str(len(msg)))
+            h.end_headers(); h.wfile.write(msg)
+        except OSError: pass                     # the client has gone
+    finally: bal.done(i)
+
+@patch
+def start(self:Balancer):
+    "Listen on 127.0.0.1:`port` in a background thread."
+    handler = type('BalancerHandler', (BaseHTTPRequestHandler,), {'protocol_version': 'HTTP/1.1', 'log_message': lambda *a: None,
+                   'do_GET': lambda h: _relay(self, h), 'do_POST': lambda h: _relay(self, h)})
+    self.srv = ThreadingHTTPServer(('127.0.0.1', self.port), handler)
+    self.srv.daemon_threads = True
+    threading.Thread(target=self.srv.serve_forever, kwargs={'poll_interval': 0.1}, daemon=True, name=f'balancer-{self.port}').start()
+    return self
+
+@patch
+def stop(self:Balancer):
+    if self.srv is not None: self.srv.shutdown(); self.srv.server_close(); self.srv = None
+
+@patch
+def __enter__(self:Balancer): return self.start()
+@patch
+def __exit__(self:Balancer, *exc): self.stop()
+
 # %% ../nbs/02a_local.ipynb #27fdde0a
 @dataclass
 class LocalPool:
@@ -291,9 +371,11 @@ class LocalPool:
     timeout: float = 180.0        # seconds to wait for each server
     started: bool = False
     counters: dict = field(default_factory=dict)   # model id -> counter registered while serving
+    fronts: dict = field(default_factory=dict)     # model name -> `Balancer` in front of its replicas
 
     @property
-    def endpoints(self) -> dict: return {s.name: s.api_base for s in self.servers}
+    def endpoints(self) -> dict:
+        return {**{s.name: s.api_base for s in self.servers}, **{n: b.api_base for n, b in self.fronts.items()}}
 
     def pool(self, base:Pool|str|None=None) -> Pool:
         "`base` (default data/pools/local.yaml) with the served LLMs pointing at these servers."
@@ -315,7 +397,7 @@ def _check_engine(engine:str='python'):
     if missing: raise BamasError(f"llama-cpp-python's server is not installed (missing {', '.join(missing)}); {_install_hint()}")
 
 def serve_local(names=None, ports:dict|None=None, gguf:dict|None=None, threads:int|None=None, n_ctx:int=4096,
-                reuse:bool=False, timeout:float=180.0, command=None, engine:str='python', parallel:int=1) -> LocalPool:
+                reuse:bool=False, timeout:float=180.0, command=None, engine:str='python', parallel:int=1, replicas:dict|None=None) -> LocalPool:
     "Servers for the local models `names` (default: all); start with `.start()` or `with`."
     if engine not in ENGINES: raise BamasError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1: raise BamasError(f"parallel must be a whole number ≥ 1, got {parallel!r}")
@@ -324,30 +406,49 @@ def serve_local(names=None, ports:dict|None=None, gguf:dict|None=None, threads:i
     names = list(names or LOCAL_MODELS)
     if (unknown := [n for n in names if n not in LOCAL_MODELS]):
         raise BamasError(f"unknown local model(s) {', '.join(unknown)}; the local pool has {', '.join(LOCAL_MODELS)}")
-    if threads is None: threads = default_threads(len(names))
+    replicas = dict(replicas or {})
+    if (unknown := sorted(set(replicas) - set(names))): raise BamasError(f"replicas given for {', '.join(unknown)}, which is not served (serving {', '.join(names)})")
+    if (bad := [f"{k}={v!r}" for k, v in replicas.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1]):
+        raise BamasError(f"replicas must be whole numbers ≥ 1 (e.g. qwen-1.5b=2), got {bad[0]}")
+    if threads is None: threads = default_threads(sum(replicas.get(n, 1) for n in names))
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1: raise BamasError(f"threads must be a whole number ≥ 1, got {threads!r}")
     ports, gguf = dict(ports or {}), dict(gguf or {})
     if (unknown := sorted((set(ports) | set(gguf)) - set(names))):
         raise BamasError(f"ports/gguf given for {', '.join(unknown)}, which is not served (serving {', '.join(names)})")
-    servers = [LocalServer(n, LOCAL_MODELS[n].alias, int(ports.get(n, LOCAL_MODELS[n].port)),
-                           user_cache_dir()/'logs'/f"{n}-{int(ports.get(n, LOCAL_MODELS[n].port))}.log",
-                           gguf.get(n), threads, n_ctx, command) for n in names]
-    return LocalPool(servers, reuse, timeout)
+    servers, fronts = [], {}
+    for n in names:
+        port, r = int(ports.get(n, LOCAL_MODELS[n].port)), replicas.get(n, 1)
+        own = [port] if r == 1 else [port + 1000*k for k in range(1, r + 1)]
+        if own[-1] > 65535: raise BamasError(f"{n}: {r} replicas need ports up to {own[-1]}, above 65535; serve it on a lower port")
+        servers += [LocalServer(n, LOCAL_MODELS[n].alias, p, user_cache_dir()/'logs'/f"{n}-{p}.log", gguf.get(n), threads, n_ctx, command)
+                    for p in own]
+        if r > 1: fronts[n] = Balancer(port, [f"http://127.0.0.1:{p}" for p in own], name=n)
+    return LocalPool(servers, reuse, timeout, fronts=fronts)
 
 # %% ../nbs/02a_local.ipynb #53ae90d3
+@patch
+def _claim(self:LocalPool, name:str, port:int, api_base:str, alias:str) -> bool:
+    "True if `port` already serves `alias` and may be reused; False if it is free; else the busy-port error."
+    if port_is_free(port): return False
+    # a server busy with a long generation answers /models only after it: give it time before calling it foreign
+    listed = served_models(api_base, timeout=120 if self.reuse else 5)
+    if self.reuse and alias in (listed or []): return True
+    what = f"a server for {', '.join(listed)} answers there" if listed else "another program listens there"
+    raise BamasError(f"port {port} for {name} is busy ({what}); stop that process (find it with `ss -ltnp 'sport = :{port}'`), "
+                     f"or serve on another port: `bamas serve-local --port {name}={port + 100}` and point the pool's api_base there")
+
 @patch
 def start(self:LocalPool):
     "Start the servers and wait until they answer; stops them all again if one fails."
     if self.started: return self
+    for n, b in self.fronts.items():
+        alias = next(s.alias for s in self.servers if s.name == n)
+        if self._claim(n, b.port, b.api_base, alias):     # reused: whatever answers there serves this model
+            b.reused = True
+            for s in self.servers:
+                if s.name == n: s.reused = True
     for s in self.servers:
-        if port_is_free(s.port): continue
-        # a server busy with a long generation answers /models only after it: give it time before calling it foreign
-        listed = served_models(s.api_base, timeout=120 if self.reuse else 5)
-        if self.reuse and s.alias in (listed or []): s.reused = True; continue
-        other = listed
-        what = f"a server for {', '.join(other)} answers there" if other else "another program listens there"
-        raise BamasError(f"port {s.port} for {s.name} is busy ({what}); stop that process (find it with `ss -ltnp 'sport = :{s.port}'`), "
-                         f"or serve on another port: `bamas serve-local --port {s.name}={s.port + 100}` and point the pool's api_base there")
+        if not s.reused and self._claim(s.name, s.port, s.api_base, s.alias): s.reused = True
     try:
         for s in self.servers:
             if s.reused: continue
@@ -356,8 +457,12 @@ def start(self:LocalPool):
             s.command = (s.command_fn or server_command)(path, s.alias, s.port, s.threads, s.n_ctx)
             if s.gguf and s.command_fn is None: self.counters[LOCAL_MODELS[s.name].model] = GGUFTokenCounter(path)
             s.start()
-        for s in self.servers: s.wait_ready(self.timeout, warmup=not s.reused)
+        for s in self.servers:
+            if not (s.name in self.fronts and self.fronts[s.name].reused): s.wait_ready(self.timeout, warmup=not s.reused)
+        for b in self.fronts.values():
+            if not b.reused: b.start()
     except BaseException:
+        for b in self.fronts.values(): b.stop()
         for s in self.servers: s.stop()
         raise
     for model, c in self.counters.items(): register_token_counter(model, c)
@@ -367,6 +472,7 @@ def start(self:LocalPool):
 @patch
 def stop(self:LocalPool):
     "Stop the servers this pool started (reused ones keep running)."
+    for b in self.fronts.values(): b.stop()
     for s in self.servers: s.stop()
     for model in self.counters: register_token_counter(model, None)
     self.started = False
@@ -376,7 +482,8 @@ def _kv(items, what) -> dict:
     out = {}
     for it in items or []:
         k, sep, v = it.partition('=')
-        if not sep or not v: raise BamasError(f"--{what} expects NAME=VALUE (e.g. qwen-0.5b={'9000' if what == 'port' else 'model.gguf'}), got {it!r}")
+        eg = {'port': 'qwen-0.5b=9000', 'gguf': 'qwen-0.5b=model.gguf', 'replicas': 'qwen-1.5b=2'}.get(what, 'NAME=VALUE')
+        if not sep or not v: raise BamasError(f"--{what} expects NAME=VALUE (e.g. {eg}), got {it!r}")
         out[k] = v
     return out
 
@@ -389,6 +496,8 @@ def _serve_args(p):
     p.add_argument('--reuse', action='store_true', help='use a server already answering on a port instead of failing')
     p.add_argument('--engine', choices=list(ENGINES), default='python', help='llama-cpp-python (default) or llama.cpp\'s native llama-server')
     p.add_argument('--parallel', type=int, default=1, help='parallel slots per server (native engine only)')
+    p.add_argument('--replicas', action='append', metavar='NAME=N',
+                   help='serve NAME from N processes behind a balancer on its port, for the model most calls wait on (repeatable)')
 
 def _raise_interrupt(*_): raise KeyboardInterrupt
 
@@ -396,15 +505,21 @@ def _raise_interrupt(*_): raise KeyboardInterrupt
 def _serve_run(args) -> dict:
     ports = _kv(args.port, 'port')
     if (bad := [f"{k}={v}" for k, v in ports.items() if not v.isdigit()]): raise BamasError(f"--port expects NAME=PORT with a number, got {bad[0]}")
+    reps = _kv(args.replicas, 'replicas')
+    if (bad := [f"{k}={v}" for k, v in reps.items() if not v.isdigit()]): raise BamasError(f"--replicas expects NAME=N with a whole number, got {bad[0]}")
     lp = serve_local(args.only, {k: int(v) for k, v in ports.items()}, _kv(args.gguf, 'gguf'), args.threads, args.n_ctx, args.reuse,
-                     engine=args.engine, parallel=args.parallel)
+                     engine=args.engine, parallel=args.parallel, replicas={k: int(v) for k, v in reps.items()})
     if threading.current_thread() is threading.main_thread():   # Ctrl-C even when started in the background (SIGINT ignored)
         for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, _raise_interrupt)
     with lp:
         info = {'endpoints': lp.endpoints, 'models': {s.name: s.alias for s in lp.servers}}
+        if lp.fronts: info['replicas'] = {n: [s.api_base for s in lp.servers if s.name == n] for n in lp.fronts}
         if args.json: print(json.dumps(info), flush=True)
         else:
-            for s in lp.servers: print(f"{s.name:10} {s.api_base}  ({s.alias}{', reused' if s.reused else ''})", flush=True)
+            for n, url in lp.endpoints.items():
+                own = [s for s in lp.servers if s.name == n]
+                more = f"; {len(own)} replicas on ports {', '.join(str(s.port) for s in own)}" if n in lp.fronts else ''
+                print(f"{n:10} {url}  ({own[0].alias}{more}{', reused' if own[0].reused else ''})", flush=True)
             print('serving; Ctrl-C stops the servers', flush=True)
         try:
             while all(s.proc is None or s.proc.poll() is None for s in lp.servers): time.sleep(0.5)

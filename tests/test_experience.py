@@ -71,3 +71,29 @@ def test_ray_backend_on_a_local_instance(pool_file, tasks, tmp_path):
     cols = ['task_id', 'budget', 'topology', 'correct', 'cost', 'calls', 'feasible']
     key = lambda d: d[cols].sort_values(cols[:3]).reset_index(drop=True)
     assert len(df) == 2*2*2 and key(df).equals(key(local))          # same rows as the local backend
+
+def test_grow_benchmark_grid_first_then_the_rest(pool_file, tmp_path):
+    "grow.py --benchmark makes only the benchmark grid of a test table; a plain run then adds the other runs, redoing none."
+    try: load_tasks('gsm8k', 'test', n=1)
+    except Exception as e: pytest.skip(f'benchmark data not found: {e}')
+    import os, subprocess
+    grow = Path(__file__).resolve().parent.parent/'data'/'experience'/'grow.py'
+    env = {**os.environ, 'BAMAS_RECORDINGS': str(tmp_path/'rec'), 'BAMAS_CACHE': str(tmp_path/'calls.sqlite')}
+    def run(*args):
+        p = subprocess.run([sys.executable, grow, '--tables', 'gsm8k-test', '--pool', pool_file, *args], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    out = tmp_path/'data'/'experience'/'gsm8k-test'
+    run('--benchmark', '--n', '1')
+    first = ExperienceStore(out).read()
+    assert sorted(set(first.budget)) == [500, 1250, 2000] and sorted(set(first.topology)) == sorted(TOPOLOGIES)
+    assert len(first) == 12 and (tmp_path/'rec'/'04_benchmarks.jsonl').exists()    # test tables also record their calls
+    assert 'tasks with the whole benchmark grid' in run('--report').lower()
+    run('--n', '1')
+    full = ExperienceStore(out).read()
+    assert len(full) == 5*7 and not full.duplicated(list(KEY)).any()
+    kept = full.merge(first, on=list(KEY), suffixes=('', '_first'))
+    assert len(kept) == 12 and (kept.trace_id == kept.trace_id_first).all()       # the 12 benchmark runs were not redone
+    report = run('--report')
+    assert '| `gsm8k-test` | 1 (1) | 35 |' in report and '`gsm8k-test` 1.' in report

@@ -138,6 +138,46 @@ def test_cli_serve_local_errors():
         rc, out, err = run_bamas('serve-local', '--only', 'qwen-0.5b', '--port', f'qwen-0.5b={port}', '--json')
     assert rc == 2 and f'port {port} for qwen-0.5b is busy' in json.loads(out)['error']
 
+def _stats(port) -> dict:
+    with L.urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/stats", timeout=10) as r: return json.loads(r.read())
+
+def test_replicas_behind_a_balancer_share_the_calls():
+    "Two stand-in replicas of qwen-1.5b behind its port: concurrent metered calls reach both, and everything stops after."
+    from concurrent.futures import ThreadPoolExecutor
+    from bamas_nb.llm import Meter
+    port = free_port()
+    def slow(gguf, alias, port, threads, n_ctx): return fake_command(gguf, alias, port, threads, n_ctx, ['--latency', '0.3'])
+    lp = serve_local(['qwen-1.5b'], ports={'qwen-1.5b': port}, gguf={'qwen-1.5b': 'a.gguf'}, replicas={'qwen-1.5b': 2}, command=slow)
+    assert [s.port for s in lp.servers] == [port + 1000, port + 2000]
+    with lp:
+        assert lp.endpoints == {'qwen-1.5b': f'http://127.0.0.1:{port}/v1'} and served_models(lp.endpoints['qwen-1.5b']) == ['qwen2.5-coder-1.5b-instruct']
+        llm = lp.pool()['qwen-1.5b']
+        with ThreadPoolExecutor(4) as ex: replies = list(ex.map(lambda i: Meter(2000, cache=None).call(llm, f'question {i}'), range(4)))
+        assert all(r.ok and r.usage.completion_tokens > 0 for r in replies)
+        assert [_stats(s.port)['requests'] for s in lp.servers] == [3, 3]          # warm-up + 2 calls each
+        body = json.dumps({'model': 'x', 'messages': [{'role': 'user', 'content': 'hi'}], 'max_tokens': 4, 'stream': True}).encode()
+        req = L.urllib.request.Request(f"{llm.api_base}/chat/completions", data=body, headers={'Content-Type': 'application/json'})
+        with L.urllib.request.urlopen(req, timeout=10) as r: streamed = r.read().decode()
+        assert streamed.count('data: ') >= 2 and streamed.rstrip().endswith('data: [DONE]')   # a stream passes through whole
+        procs = [s.proc for s in lp.servers]
+    assert all(p.poll() is not None for p in procs) and all(port_is_free(q) for q in (port, port + 1000, port + 2000))
+
+def test_a_replica_that_is_gone_gets_a_502_naming_it():
+    from fake_openai_server import FakeOpenAIServer
+    dead = free_port()
+    with FakeOpenAIServer(in_process=True) as live, L.Balancer(free_port(), [live.api_base[:-3], f'http://127.0.0.1:{dead}'], name='m') as bal:
+        assert served_models(bal.api_base) == ['fake']                                          # the live one's turn
+        req = L.urllib.request.Request(f"{bal.api_base}/models")
+        with pytest.raises(L.urllib.error.HTTPError) as e: L.urllib.request.urlopen(req, timeout=10)   # the dead one's turn
+        assert e.value.code == 502 and f'balancer for m: backend http://127.0.0.1:{dead} failed' in e.value.read().decode()
+    assert port_is_free(bal.port)
+
+def test_cli_replicas_errors():
+    rc, out, err = run_bamas('serve-local', '--replicas', 'qwen-1.5b=two')
+    assert rc == 2 and '--replicas expects NAME=N with a whole number, got qwen-1.5b=two' in err
+    rc, out, err = run_bamas('serve-local', '--only', 'qwen-0.5b', '--replicas', 'qwen-1.5b=2', '--json')
+    assert rc == 2 and 'replicas given for qwen-1.5b, which is not served' in json.loads(out)['error']
+
 TARGET = '''
 import sys
 sys.path.insert(0, {bench!r})

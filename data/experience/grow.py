@@ -3,6 +3,7 @@
 With servers for data/pools/local.yaml running (`bamas serve-local`), from the repository root:
 
     python data/experience/grow.py --n 100
+    python data/experience/grow.py --benchmark --n 20   # the test tables first, on the benchmark grid only (below)
     python data/experience/grow.py --report        # the size table of data/experience/README.md (no servers needed)
 
 Runs on the test tables also go into data/recordings/04_benchmarks.jsonl (the recording is consulted first, so runs
@@ -11,6 +12,10 @@ every table grows evenly and an interruption costs at most the runs in flight. E
 
     bamas generate --pool data/pools/local.yaml --dataset DS --split SPLIT --n k --out data/experience/DS-SPLIT \
         --budgets 500,875,1250,1625,2000 --topologies TOPOLOGIES
+
+With --benchmark, only the three test tables grow, and only on the grid of the topologies notebook's benchmark
+table (budgets 500, 1250, 2000 × the four topologies: 12 of a task's 35 runs), so that table reaches its 20 tasks
+about three times sooner; a later plain run fills in the rest of each task's grid (runs already made are skipped).
 """
 import argparse, sys, time
 from bamas_nb.core import load_pool, TOPOLOGIES
@@ -20,6 +25,7 @@ from bamas_nb.experience import ExperienceStore, generate
 
 BUDGETS = (500, 875, 1250, 1625, 2000)
 BASELINES = ('single', 'naive', 'chat')
+BENCH_BUDGETS = (500, 1250, 2000)  # the grid of bamas_nb.topologies.benchmark_runs
 TABLES = {  # name: (data set, split, strategies)
     'gsm8k-test': ('gsm8k', 'test', TOPOLOGIES + BASELINES),
     'mbpp-test': ('mbpp', 'test', TOPOLOGIES + BASELINES),
@@ -46,7 +52,17 @@ def report(names) -> str:
         when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
         lines.append(f"| `{name}` | {df.task_id.nunique()} ({complete}) | {len(df)} | {df.correct.mean():.1%} | "
                      f"{df.cost.mean():,.1f} | {int((df.cost > df.budget).sum())} | {when} |")
+    bench = {name: n_bench(name) for name in names if name.endswith('-test')}
+    if bench: lines += ['', 'Tasks with the whole benchmark grid (budgets 500, 1250, 2000 × 4 topologies): '
+                        + ', '.join(f"`{k}` {v}" for k, v in bench.items()) + '.']
     return '\n'.join(lines)
+
+def n_bench(name) -> int:
+    "How many tasks of a test table hold all 12 runs of the benchmark grid."
+    df = ExperienceStore(f"data/experience/{name}").read()
+    if not len(df): return 0
+    df = df[df.budget.isin(BENCH_BUDGETS) & df.topology.isin(TOPOLOGIES)]
+    return int((df.groupby('task_id').size() == len(BENCH_BUDGETS) * len(TOPOLOGIES)).sum())
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,17 +71,22 @@ def main(argv=None):
     p.add_argument('--tables', default=','.join(TABLES), help='comma-separated subset of ' + ', '.join(TABLES))
     p.add_argument('--pool', default='data/pools/local.yaml')
     p.add_argument('--concurrency', type=int, default=2, help='runs in flight')
+    p.add_argument('--benchmark', action='store_true',
+                   help='grow only the test tables, on the benchmark grid (budgets 500, 1250, 2000 × the four topologies)')
     p.add_argument('--report', action='store_true', help='print the size table of the tables and stop')
     args = p.parse_args(argv)
     names = [t.strip() for t in args.tables.split(',') if t.strip()]
     if (bad := [t for t in names if t not in TABLES]): sys.exit(f"unknown table(s) {', '.join(bad)}; choose from {', '.join(TABLES)}")
     if args.report: return print(report(names))
+    if args.benchmark: names = [t for t in names if t.endswith('-test')]
+    budgets = BENCH_BUDGETS if args.benchmark else BUDGETS
     pool = load_pool(args.pool)
     for k in range(args.start, args.n + 1):
         for name in names:
             ds, split, strategies = TABLES[name]
+            if args.benchmark: strategies = TOPOLOGIES
             t0 = time.time()
-            df = generate(load_tasks(ds, split, n=k), BUDGETS, strategies, pool, f"data/experience/{name}",
+            df = generate(load_tasks(ds, split, n=k), budgets, strategies, pool, f"data/experience/{name}",
                           cache=cache_for(name), concurrency=args.concurrency, progress=False)
             print(f"round {k} {name}: {df.task_id.nunique()} tasks, {len(df)} runs, "
                   f"{time.time() - t0:,.0f} s this round", flush=True)
