@@ -97,3 +97,19 @@ def test_grow_benchmark_grid_first_then_the_rest(pool_file, tmp_path):
     assert len(kept) == 12 and (kept.trace_id == kept.trace_id_first).all()       # the 12 benchmark runs were not redone
     report = run('--report')
     assert '| `gsm8k-test` | 1 (1) | 35 |' in report and '`gsm8k-test` 1.' in report
+
+def test_grow_tables_at_once_share_one_recording(pool_file, tmp_path):
+    "--tables-at-once grows a round's tables side by side; their calls land in one recording, one whole JSON line each."
+    try: load_tasks('math500', 'test', n=1)
+    except Exception as e: pytest.skip(f'benchmark data not found: {e}')
+    import os, subprocess
+    grow = Path(__file__).resolve().parent.parent/'data'/'experience'/'grow.py'
+    env = {**os.environ, 'BAMAS_RECORDINGS': str(tmp_path/'rec'), 'BAMAS_CACHE': str(tmp_path/'calls.sqlite')}
+    p = subprocess.run([sys.executable, grow, '--tables', 'gsm8k-test,math500-test', '--benchmark', '--n', '2', '--tables-at-once',
+                        '--pool', pool_file], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    for name in ('gsm8k-test', 'math500-test'):
+        df = ExperienceStore(tmp_path/'data'/'experience'/name).read()
+        assert len(df) == 2*12 and df.task_id.nunique() == 2 and not df.duplicated(list(KEY)).any()
+    lines = (tmp_path/'rec'/'04_benchmarks.jsonl').read_text().splitlines()
+    assert lines and all(json.loads(l)['key'] and json.loads(l)['model'] for l in lines)     # no line torn by another table's

@@ -18,6 +18,7 @@ table (budgets 500, 1250, 2000 × the four topologies: 12 of a task's 35 runs), 
 about three times sooner; a later plain run fills in the rest of each task's grid (runs already made are skipped).
 """
 import argparse, sys, time
+from concurrent.futures import ThreadPoolExecutor
 from bamas_nb.core import load_pool, TOPOLOGIES
 from bamas_nb.llm import default_cache, recording
 from bamas_nb.tasks import load_tasks
@@ -34,9 +35,13 @@ TABLES = {  # name: (data set, split, strategies)
     'mbpp-train': ('mbpp', 'train', TOPOLOGIES),
 }
 
+_REC = []
+
 def cache_for(name):
-    "Test tables also write every call into the benchmark recording, which nbs/04_topologies.ipynb replays."
-    if name.endswith('-test'): return [recording('04_benchmarks', mode='rw'), default_cache()]
+    "Test tables also write every call into the benchmark recording, which nbs/04_topologies.ipynb replays (one object: one lock)."
+    if name.endswith('-test'):
+        if not _REC: _REC.append(recording('04_benchmarks', mode='rw'))
+        return [_REC[0], default_cache()]
     return 'default'
 
 def report(names) -> str:
@@ -70,7 +75,9 @@ def main(argv=None):
     p.add_argument('--start', type=int, default=1, help='first round (rounds already complete are skipped anyway)')
     p.add_argument('--tables', default=','.join(TABLES), help='comma-separated subset of ' + ', '.join(TABLES))
     p.add_argument('--pool', default='data/pools/local.yaml')
-    p.add_argument('--concurrency', type=int, default=2, help='runs in flight')
+    p.add_argument('--concurrency', type=int, default=2, help='runs in flight (per table with --tables-at-once)')
+    p.add_argument('--tables-at-once', action='store_true',
+                   help="grow a round's tables side by side, so that one table's last slow runs do not leave the servers idle")
     p.add_argument('--benchmark', action='store_true',
                    help='grow only the test tables, on the benchmark grid (budgets 500, 1250, 2000 × the four topologies)')
     p.add_argument('--report', action='store_true', help='print the size table of the tables and stop')
@@ -81,14 +88,18 @@ def main(argv=None):
     if args.benchmark: names = [t for t in names if t.endswith('-test')]
     budgets = BENCH_BUDGETS if args.benchmark else BUDGETS
     pool = load_pool(args.pool)
+    def grow(k, name):
+        ds, split, strategies = TABLES[name]
+        if args.benchmark: strategies = TOPOLOGIES
+        t0 = time.time()
+        df = generate(load_tasks(ds, split, n=k), budgets, strategies, pool, f"data/experience/{name}",
+                      cache=cache_for(name), concurrency=args.concurrency, progress=False)
+        print(f"round {k} {name}: {df.task_id.nunique()} tasks, {len(df)} runs, {time.time() - t0:,.0f} s this round", flush=True)
     for k in range(args.start, args.n + 1):
-        for name in names:
-            ds, split, strategies = TABLES[name]
-            if args.benchmark: strategies = TOPOLOGIES
-            t0 = time.time()
-            df = generate(load_tasks(ds, split, n=k), budgets, strategies, pool, f"data/experience/{name}",
-                          cache=cache_for(name), concurrency=args.concurrency, progress=False)
-            print(f"round {k} {name}: {df.task_id.nunique()} tasks, {len(df)} runs, "
-                  f"{time.time() - t0:,.0f} s this round", flush=True)
+        if not args.tables_at_once:
+            for name in names: grow(k, name)
+            continue
+        with ThreadPoolExecutor(len(names)) as ex:
+            for f in [ex.submit(grow, k, name) for name in names]: f.result()
 
 if __name__ == '__main__': main()
