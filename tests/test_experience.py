@@ -72,42 +72,39 @@ def test_ray_backend_on_a_local_instance(pool_file, tasks, tmp_path):
     key = lambda d: d[cols].sort_values(cols[:3]).reset_index(drop=True)
     assert len(df) == 2*2*2 and key(df).equals(key(local))          # same rows as the local backend
 
-def test_grow_benchmark_grid_first_then_the_rest(pool_file, tmp_path):
-    "grow.py --benchmark makes only the benchmark grid of a test table; a plain run then adds the other runs, redoing none."
-    try: load_tasks('gsm8k', 'test', n=1)
+@pytest.fixture
+def grow(pool_file, tmp_path):
+    "Run data/experience/grow.py in `tmp_path` (tables, recording and call cache there) against the fake server."
+    try: load_tasks('gsm8k', 'test', n=1); load_tasks('math500', 'test', n=1)
     except Exception as e: pytest.skip(f'benchmark data not found: {e}')
     import os, subprocess
-    grow = Path(__file__).resolve().parent.parent/'data'/'experience'/'grow.py'
+    script = Path(__file__).resolve().parent.parent/'data'/'experience'/'grow.py'
     env = {**os.environ, 'BAMAS_RECORDINGS': str(tmp_path/'rec'), 'BAMAS_CACHE': str(tmp_path/'calls.sqlite')}
     def run(*args):
-        p = subprocess.run([sys.executable, grow, '--tables', 'gsm8k-test', '--pool', pool_file, *args], cwd=tmp_path,
-                           env=env, capture_output=True, text=True, timeout=600)
+        p = subprocess.run([sys.executable, script, '--pool', pool_file, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr
         return p.stdout
+    return run
+
+def test_grow_benchmark_grid_first_then_the_rest(grow, tmp_path):
+    "grow.py --benchmark makes only the benchmark grid of a test table; a plain run then adds the other runs, redoing none."
     out = tmp_path/'data'/'experience'/'gsm8k-test'
-    run('--benchmark', '--n', '1')
+    grow('--tables', 'gsm8k-test', '--benchmark', '--n', '1')
     first = ExperienceStore(out).read()
     assert sorted(set(first.budget)) == [500, 1250, 2000] and sorted(set(first.topology)) == sorted(TOPOLOGIES)
     assert len(first) == 12 and (tmp_path/'rec'/'04_benchmarks.jsonl').exists()    # test tables also record their calls
-    assert 'tasks with the whole benchmark grid' in run('--report').lower()
-    run('--n', '1')
+    assert 'tasks with the whole benchmark grid' in grow('--tables', 'gsm8k-test', '--report').lower()
+    grow('--tables', 'gsm8k-test', '--n', '1')
     full = ExperienceStore(out).read()
     assert len(full) == 5*7 and not full.duplicated(list(KEY)).any()
     kept = full.merge(first, on=list(KEY), suffixes=('', '_first'))
     assert len(kept) == 12 and (kept.trace_id == kept.trace_id_first).all()       # the 12 benchmark runs were not redone
-    report = run('--report')
+    report = grow('--tables', 'gsm8k-test', '--report')
     assert '| `gsm8k-test` | 1 (1) | 35 |' in report and '`gsm8k-test` 1.' in report
 
-def test_grow_tables_at_once_share_one_recording(pool_file, tmp_path):
+def test_grow_tables_at_once_share_one_recording(grow, tmp_path):
     "--tables-at-once grows a round's tables side by side; their calls land in one recording, one whole JSON line each."
-    try: load_tasks('math500', 'test', n=1)
-    except Exception as e: pytest.skip(f'benchmark data not found: {e}')
-    import os, subprocess
-    grow = Path(__file__).resolve().parent.parent/'data'/'experience'/'grow.py'
-    env = {**os.environ, 'BAMAS_RECORDINGS': str(tmp_path/'rec'), 'BAMAS_CACHE': str(tmp_path/'calls.sqlite')}
-    p = subprocess.run([sys.executable, grow, '--tables', 'gsm8k-test,math500-test', '--benchmark', '--n', '2', '--tables-at-once',
-                        '--pool', pool_file], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
+    grow('--tables', 'gsm8k-test,math500-test', '--benchmark', '--n', '2', '--tables-at-once')
     for name in ('gsm8k-test', 'math500-test'):
         df = ExperienceStore(tmp_path/'data'/'experience'/name).read()
         assert len(df) == 2*12 and df.task_id.nunique() == 2 and not df.duplicated(list(KEY)).any()
