@@ -200,11 +200,14 @@ class Recording:
         try: st_ = self.path.stat()
         except FileNotFoundError: self._index, self._stamp = {}, None; return
         if (st_.st_size, st_.st_mtime_ns) == self._stamp: return
-        idx = {}
-        for line in self.path.read_text(encoding='utf-8').splitlines():
-            if line.strip():
-                e = json.loads(line)
-                if 'response' in e or e['key'] not in idx: idx[e['key']] = e
+        idx, lines = {}, self.path.read_text(encoding='utf-8').split('\n')
+        for i, line in enumerate(lines):
+            if not line.strip(): continue
+            try: e = json.loads(line)
+            except ValueError:
+                if i == len(lines) - 1: continue     # a write killed half-way leaves a last line without its newline: not an entry
+                raise BamasError(f"{self.name}: line {i + 1} is not a JSON entry; restore the file (git checkout -- {self.name})") from None
+            if 'response' in e or e['key'] not in idx: idx[e['key']] = e
         self._index, self._stamp = idx, (st_.st_size, st_.st_mtime_ns)
 
     def get(self, key:str) -> dict|None:
@@ -223,6 +226,19 @@ def recording(name:str, mode:str|None=None) -> Recording:
     return Recording(recordings_dir()/f"{name}.jsonl", mode, name=f"data/recordings/{name}.jsonl")
 
 # %% ../nbs/02_llm.ipynb #01275554
+def _drop_torn_tail(path):
+    "Cut off a last line that a killed writer left without its newline (it is not an entry)."
+    with open(path, 'rb+') as f:
+        end = pos = f.seek(0, os.SEEK_END)
+        if not end: return
+        f.seek(end - 1)
+        if f.read(1) == b'\n': return
+        while pos > 0:
+            step = min(65536, pos); pos -= step
+            f.seek(pos); j = f.read(step).rfind(b'\n')
+            if j >= 0: f.truncate(pos + j + 1); return
+        f.truncate(0)
+
 @patch
 def put(self:Recording, entry:dict):
     "Append `entry` as one JSON line (refused if it contains anything like an API key)."
@@ -237,6 +253,7 @@ def put(self:Recording, entry:dict):
                 self._load()
                 old = self._index.get(entry['key'])
                 if old is not None and ('response' in old or 'response' not in entry): return
+                _drop_torn_tail(self.path)
                 f.write(line + '\n'); f.flush()
                 self._index[entry['key']] = entry
             finally: fcntl.flock(f, fcntl.LOCK_UN)
