@@ -99,6 +99,7 @@ def main(argv=None):
         if not args.tables_at_once:
             for name in names: grow(k, name)
             continue
+        for name in names: load_tasks(*TABLES[name][:2], n=1)   # read the data files here first: concurrent first reads can fail
         with ThreadPoolExecutor(len(names)) as ex:
             for f in [ex.submit(grow, k, name) for name in names]: f.result()
 
