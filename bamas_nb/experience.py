@@ -154,8 +154,8 @@ def _grid(tasks, budgets, topologies, done):
     return [(t, float(b), s) for t in tasks for b in budgets for s in topologies if run_key(t.id, b, s) not in done]
 
 def generate(tasks, budgets, topologies, pool:Pool, out, cache='default', concurrency:int=1, flush_every:int=1,
-             backend:str='local', progress:bool=True, redo_failed:bool=False) -> pd.DataFrame:
-    "Run every (task, budget, topology) missing from the table at `out` (and, with `redo_failed`, every one that had a failed call), appending rows as runs finish; returns the table."
+             backend:str='local', progress:bool=True, redo_failed:bool=False, redo=()) -> pd.DataFrame:
+    "Run every (task, budget, topology) missing from the table at `out` (and, with `redo_failed`, every one that had a failed call; and the runs whose trace ids are in `redo`), appending rows as runs finish; returns the table."
     budgets, topologies = [check_budget(b) for b in budgets], [check_strategy(s) for s in topologies]
     if not tasks: raise BamasError("no tasks to run: the task list is empty; check --dataset/--split/--n")
     for llm in pool: check_model(llm)     # a model id litellm cannot route fails now, not hours into the grid
@@ -163,8 +163,9 @@ def generate(tasks, budgets, topologies, pool:Pool, out, cache='default', concur
     have = store.read()
     if len(have) and set(have.pool_id) != {pid}:
         raise BamasError(f"{out}: this table was made with another pool ({', '.join(sorted(set(have.pool_id)))}, now {pid}); use a new --out directory")
-    done = have.trace_id[have.failed_calls == 0] if redo_failed else have.trace_id
-    todo = _grid(tasks, budgets, topologies, set(done))
+    if isinstance(redo, str): raise BamasError(f"redo must be a list of trace ids, got the string {redo!r:.60}; wrap it in a list")
+    done = set(have.trace_id[have.failed_calls == 0] if redo_failed else have.trace_id) - set(redo)
+    todo = _grid(tasks, budgets, topologies, done)
     if backend == 'ray':
         if cache not in (None, 'default', 'off'): raise BamasError("backend='ray' takes cache='default' (each worker's own call cache) or None")
         _generate_ray(todo, pool, cache, pid, store, progress)

@@ -579,6 +579,7 @@ class _Call:
     entry: dict|None; store: Any; bound: tuple[int, str]
     res: Reservation|None = None
     closed: bool = False        # settled or released
+    lead: Any = None            # the Future identical calls wait on, while this call is the one in flight
 
 @patch
 def _prepare(self:Meter, llm:LLM, messages, max_tokens, temperature, sample, params) -> _Call:
@@ -648,17 +649,55 @@ def _finish(self:Meter, c:_Call, resp:dict|None, err, attempts:int, seconds:floa
     if reported: self.cache.put(make_entry(c.key, c.llm, c.messages, c.params, c.sample, *c.bound, resp))
     return self._log(Reply(c.llm.name, resp['text'], usage, finish_reason=resp['finish_reason'], usage_reported=reported, **base))
 
+# %% ../nbs/02_llm.ipynb #5cd235f3
+_INFLIGHT: dict[str, concurrent.futures.Future] = {}   # request key -> Future of the call in flight
+_INFLIGHT_LOCK = threading.Lock()
+
+@patch
+def _claim(self:Meter, c:_Call) -> concurrent.futures.Future|None:
+    "None when `c` may go live now (it leads, or nothing is shared); else the Future of the identical call in flight."
+    if not any(s.mode == 'rw' for s in self.cache.stores): return None
+    with _INFLIGHT_LOCK:
+        if c.key in _INFLIGHT: return _INFLIGHT[c.key]
+        _INFLIGHT[c.key] = c.lead = concurrent.futures.Future()
+
+def _unclaim(c:_Call):
+    "Done leading: wake the calls waiting for this one (its answer, if any, is in the store by now)."
+    if c.lead is None: return
+    with _INFLIGHT_LOCK:
+        if _INFLIGHT.get(c.key) is c.lead: del _INFLIGHT[c.key]
+    c.lead.set_result(None); c.lead = None
+
+async def _await_lead(other:concurrent.futures.Future):
+    "Wait on this event loop for a call in flight elsewhere; cancelling the wait leaves that call alone."
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    def wake(_):
+        try: loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        except RuntimeError: pass                      # the waiting loop is closed: nobody to wake
+    other.add_done_callback(wake)
+    await done
+
+@patch
+def _recheck(self:Meter, c:_Call):
+    "After waiting for an identical call: take its answer from the stores if it left one."
+    e, s = self.cache.get(c.key)
+    if e is not None and 'response' in e: c.entry, c.store = e, s
+
 # %% ../nbs/02_llm.ipynb #c4242712
 @patch
 def call(self:Meter, llm:LLM, messages, max_tokens:int|None=None, temperature:float=0.0, sample:int=0, **params) -> Reply:
     "Make one metered call (raises `BudgetExhausted` when its worst case does not fit)."
     c = self._begin(llm, messages, max_tokens, temperature, sample, params)
     try:
+        while c.entry is None and (other := self._claim(c)) is not None:
+            other.result(); self._recheck(c)          # an identical call is in flight: wait for its answer
         if c.entry is not None: return self._from_store(c)
         with self._tsem:
             out = with_retries(lambda: self.provider.complete(llm, c.messages, c.params, self.timeout), self.retry)
         return self._finish(c, *out)
     finally:
+        _unclaim(c)
         if not c.closed: self.release(c.res)
 
 # %% ../nbs/02_llm.ipynb #1b321470
@@ -695,6 +734,8 @@ async def acall(self:Meter, llm:LLM, messages, max_tokens:int|None=None, tempera
     "`call` on the asyncio path; at most `max_in_flight` calls of this Meter are sent at once."
     c = self._begin(llm, messages, max_tokens, temperature, sample, params)
     try:
+        while c.entry is None and (other := self._claim(c)) is not None:
+            await _await_lead(other); self._recheck(c)
         if c.entry is not None:
             await asyncio.sleep(0)   # let calls issued together all reserve before any settles, as they do live
             return self._from_store(c)
@@ -702,6 +743,7 @@ async def acall(self:Meter, llm:LLM, messages, max_tokens:int|None=None, tempera
             out = await awith_retries(lambda: self.provider.acomplete(llm, c.messages, c.params, self.timeout), self.retry)
         return self._finish(c, *out)
     finally:
+        _unclaim(c)
         if not c.closed: self.release(c.res)
 
 # %% ../nbs/02_llm.ipynb #9d72d83e

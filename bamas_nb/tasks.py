@@ -690,19 +690,22 @@ def _data_dir_origin() -> str:
     return 'the default beside the repository' if (project_dir().parent/'shared'/'data').is_dir() else "the default, as ../shared/data does not exist"
 
 # %% ../nbs/03_tasks.ipynb #1dd277ba
+_READ_LOCK = threading.RLock()   # datasets' loading is not thread-safe: one read at a time
+
 def read_json_records(path) -> list[dict]:
     "The records of a JSON Lines (or JSON list) file, read through `datasets`; an empty or unreadable file is a `TaskError`."
     import datasets
     from datasets.utils import logging as ds_logging
     fix = 'replace it with the data set\'s JSON Lines file (one record per line), or point BAMAS_DATA at a folder that has a good copy'
     if Path(path).stat().st_size == 0: raise TaskError(f"{path}: the file is empty; {fix}")
-    was_on, level = ds_logging.is_progress_bar_enabled(), ds_logging.get_verbosity()
-    ds_logging.disable_progress_bar(); ds_logging.set_verbosity(ds_logging.CRITICAL)   # our error says it in one line
-    try: rows = datasets.load_dataset('json', data_files=str(path), split='train').to_list()
-    except Exception as e: raise TaskError(f"{path}: not readable as JSON Lines ({type(e).__name__}); {fix}") from None
-    finally:
-        ds_logging.set_verbosity(level)
-        if was_on: ds_logging.enable_progress_bar()
+    with _READ_LOCK:
+        was_on, level = ds_logging.is_progress_bar_enabled(), ds_logging.get_verbosity()
+        ds_logging.disable_progress_bar(); ds_logging.set_verbosity(ds_logging.CRITICAL)   # our error says it in one line
+        try: rows = datasets.load_dataset('json', data_files=str(path), split='train').to_list()
+        except Exception as e: raise TaskError(f"{path}: not readable as JSON Lines ({type(e).__name__}); {fix}") from None
+        finally:
+            ds_logging.set_verbosity(level)
+            if was_on: ds_logging.enable_progress_bar()
     if not rows: raise TaskError(f"{path}: the file holds no records; {fix}")
     return rows
 
@@ -711,7 +714,7 @@ def _hub_allowed() -> bool:
 
 def _hub_rows(name:str, configs=(None,), splits=('test',)) -> list[dict]:
     import datasets
-    return [r for c in configs for s in splits for r in datasets.load_dataset(name, c, split=s).to_list()]
+    with _READ_LOCK: return [r for c in configs for s in splits for r in datasets.load_dataset(name, c, split=s).to_list()]
 
 def data_rows(dataset:str, rel:str, source:str, hub:Callable|None=None, hub_name:str='') -> list[dict]:
     "Records of `rel` under `data_dir()`; else from the hub via `hub()` when allowed; else a `DataNotFound` that says how to get them."

@@ -1,5 +1,5 @@
 "Experience generation end to end through litellm against a fake OpenAI-compatible server: rows, resumption, storage."
-import json, sys
+import json, re, sys
 from pathlib import Path
 import pandas as pd, pytest, yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'benchmarks'))
@@ -110,3 +110,19 @@ def test_grow_tables_at_once_share_one_recording(grow, tmp_path):
         assert len(df) == 2*12 and df.task_id.nunique() == 2 and not df.duplicated(list(KEY)).any()
     lines = (tmp_path/'rec'/'04_benchmarks.jsonl').read_text().splitlines()
     assert lines and all(json.loads(l)['key'] and json.loads(l)['model'] for l in lines)     # no line torn by another table's
+
+def test_grow_repair_redoes_the_runs_that_do_not_replay(grow, tmp_path):
+    "grow.py --repair finds the grid runs whose calls the recording lacks, runs them again, and then they replay."
+    grow('--tables', 'gsm8k-test', '--benchmark', '--n', '1')
+    rec = tmp_path/'rec'/'04_benchmarks.jsonl'
+    lines = rec.read_text().splitlines(keepends=True)
+    rec.write_text(''.join(lines[:-3]))                               # as if three answers had never been recorded
+    (tmp_path/'calls.sqlite').unlink()
+    before = ExperienceStore(tmp_path/'data'/'experience'/'gsm8k-test').read()
+    out = grow('--tables', 'gsm8k-test', '--repair')
+    n_bad = int(re.search(r'gsm8k-test: (\d+) of 12 grid runs do not replay', out).group(1))
+    assert n_bad >= 1 and f'gsm8k-test: redid {n_bad} runs in' in out and '; 0 still do not replay' in out
+    after = ExperienceStore(tmp_path/'data'/'experience'/'gsm8k-test').read()
+    assert len(after) == 12 and not after.duplicated(list(KEY)).any()
+    assert len(rec.read_text().splitlines()) >= len(lines)             # the missing answers were recorded again
+    assert 'gsm8k-test: 0 of 12 grid runs do not replay' in grow('--tables', 'gsm8k-test', '--repair')

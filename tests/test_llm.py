@@ -287,3 +287,89 @@ def test_cli_call_replays_the_notebook_recording():
                                  Path(d)/'m.json', '--max-tokens', e['params']['max_tokens'], '--cache-file', rec.path, '--json')
     r = json.loads(out)
     assert rc == 0 and r['answer'] == e['response']['text'] and r['replayed'] and r['usage']['prompt_tokens'] == e['response']['prompt_tokens']
+
+# --- identical calls in flight: one goes to the provider, the others wait for its answer ---
+
+class Slow:
+    "A provider that takes `delay` seconds, numbers its answers, and fails the calls listed in `fail` (1-based)."
+    def __init__(self, delay=0.3, fail=()):
+        self.calls, self.delay, self.fail, self.lock = 0, delay, set(fail), threading.Lock()
+    def complete(self, llm, messages, params, timeout):
+        with self.lock: self.calls += 1; n = self.calls
+        time.sleep(self.delay)
+        if n in self.fail: raise TimeoutError(f'call {n} timed out')
+        return {'text': f'answer {n}', 'finish_reason': 'stop', 'prompt_tokens': 10, 'completion_tokens': 2}
+    async def acomplete(self, *a): return await asyncio.to_thread(self.complete, *a)
+
+TINY = LLM('x', 'openai/x', 1, 1, 1, 8)
+ONCE = RetryPolicy(attempts=1, backoff=0.0, max_backoff=0.0)
+
+def in_threads(n, fn):
+    start, out = threading.Barrier(n), [None]*n
+    def go(i): start.wait(); out[i] = fn()
+    ts = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    return out
+
+def test_identical_calls_in_flight_share_one_recorded_answer(tmp_path):
+    rec, p = Recording(tmp_path/'r.jsonl', 'rw'), Slow()
+    out = in_threads(4, lambda: Meter(1000, cache=rec, provider=p).call(TINY, 'same'))
+    assert p.calls == 1 and {r.text for r in out} == {'answer 1'}
+    assert sorted(r.replayed for r in out) == [False, True, True, True]
+    assert len((tmp_path/'r.jsonl').read_text().splitlines()) == 1
+    # and a replay of any of the four runs gives what it got live
+    assert Meter(1000, cache=Recording(tmp_path/'r.jsonl', 'replay')).call(TINY, 'same').text == 'answer 1'
+
+def test_different_calls_are_not_held_up(tmp_path):
+    p = Slow(delay=0.5)
+    cache = CallCache(tmp_path/'c.sqlite', 'rw')
+    msgs = iter(['a', 'b', 'c']); lock = threading.Lock()
+    def one():
+        with lock: q = next(msgs)
+        return Meter(1000, cache=cache, provider=p).call(TINY, q)
+    t0 = time.perf_counter(); out = in_threads(3, one)
+    assert p.calls == 3 and len({r.text for r in out}) == 3 and time.perf_counter() - t0 < 1.4
+
+def test_when_the_leader_fails_a_waiting_call_goes_live(tmp_path):
+    p, cache = Slow(fail={1}), CallCache(tmp_path/'c.sqlite', 'rw')
+    meters = [Meter(1000, cache=cache, retry=ONCE, provider=p) for _ in range(2)]
+    slot = iter(meters); lock = threading.Lock()
+    def one():
+        with lock: m = next(slot)
+        return m.call(TINY, 'q')
+    out = in_threads(2, one)
+    assert p.calls == 2 and sorted(r.ok for r in out) == [False, True]
+    assert [r.text for r in out if r.ok] == ['answer 2']
+    assert [m.held for m in meters] == [0, 0]
+
+def test_without_a_writable_store_nothing_is_shared():
+    p = Slow()
+    out = in_threads(2, lambda: Meter(1000, cache=None, provider=p).call(TINY, 'q'))
+    assert p.calls == 2 and {r.text for r in out} == {'answer 1', 'answer 2'}
+
+def test_a_cancelled_waiter_leaves_the_call_in_flight_alone(tmp_path):
+    p, cache = Slow(delay=0.5), CallCache(tmp_path/'c.sqlite', 'rw')
+    m = Meter(1000, cache=cache, provider=p)
+    async def main():
+        lead = asyncio.create_task(m.acall(TINY, 'q'))
+        await asyncio.sleep(0.05)
+        waiter, other = asyncio.create_task(m.acall(TINY, 'q')), asyncio.create_task(m.acall(TINY, 'q'))
+        await asyncio.sleep(0.05); waiter.cancel()
+        with pytest.raises(asyncio.CancelledError): await waiter
+        return await lead, await other
+    first, second = asyncio.run(main())
+    assert p.calls == 1 and first.text == second.text == 'answer 1' and second.cached
+    assert m.held == 0
+
+def test_waiting_calls_hold_their_reservation(tmp_path):
+    # a call waiting for an identical one is already reserved: the budget guarantee does not depend on the sharing
+    p = Slow(delay=0.5)
+    m = Meter(1000, cache=CallCache(tmp_path/'c.sqlite', 'rw'), provider=p)
+    worst = m.quote(TINY, 'q').cost
+    seen = []
+    def watch():
+        time.sleep(0.25); seen.append(m.held)
+    w = threading.Thread(target=watch); w.start()
+    in_threads(2, lambda: m.call(TINY, 'q')); w.join()
+    assert seen[0] == pytest.approx(2*worst) and m.held == 0 and p.calls == 1

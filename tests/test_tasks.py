@@ -176,3 +176,26 @@ def test_cli_lists_datasets(bamas):
     rc, out, err = bamas('tasks', '--json')
     assert rc == 0, err
     assert [d['name'] for d in json.loads(out)['datasets']] == ['mini-math', 'mini-code', 'gsm8k', 'mbpp', 'math500', 'math']
+
+def test_data_files_are_read_one_at_a_time_from_threads(tmp_path, monkeypatch):
+    # datasets' loader is not thread-safe (two cold first reads at once failed with AttributeError in CI), so
+    # read_json_records takes a lock: however many threads read, datasets sees one load at a time
+    import datasets, threading, time
+    from bamas_nb.tasks import read_json_records
+    real, state, lock = datasets.load_dataset, {'now': 0, 'most': 0}, threading.Lock()
+    def watched(*a, **kw):
+        with lock: state['now'] += 1; state['most'] = max(state['most'], state['now'])
+        time.sleep(0.05)
+        try: return real(*a, **kw)
+        finally:
+            with lock: state['now'] -= 1
+    monkeypatch.setattr(datasets, 'load_dataset', watched)
+    files = []
+    for i in range(4):
+        (f := tmp_path/f'd{i}.jsonl').write_text(''.join(f'{{"q": "{i}-{j}"}}\n' for j in range(3))); files.append(f)
+    out = [None]*4
+    def read(i): out[i] = read_json_records(files[i])
+    ts = [threading.Thread(target=read, args=(i,)) for i in range(4)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    assert state['most'] == 1 and [r[0]['q'] for r in out] == ['0-0', '1-0', '2-0', '3-0']

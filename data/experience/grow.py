@@ -5,6 +5,7 @@ With servers for data/pools/local.yaml running (`bamas serve-local`), from the r
     python data/experience/grow.py --n 100
     python data/experience/grow.py --benchmark --n 20   # the test tables first, on the benchmark grid only (below)
     python data/experience/grow.py --report        # the size table of data/experience/README.md (no servers needed)
+    python data/experience/grow.py --repair        # redo the benchmark-grid runs that no longer replay (below)
 
 Runs on the test tables also go into data/recordings/04_benchmarks.jsonl (the recording is consulted first, so runs
 it already holds cost nothing). Round k adds the k-th task of each table's seeded sample (seed 0, the same order `bamas generate --n k` uses), so
@@ -16,12 +17,19 @@ every table grows evenly and an interruption costs at most the runs in flight. E
 With --benchmark, only the three test tables grow, and only on the grid of the topologies notebook's benchmark
 table (budgets 500, 1250, 2000 × the four topologies: 12 of a task's 35 runs), so that table reaches its 20 tasks
 about three times sooner; a later plain run fills in the rest of each task's grid (runs already made are skipped).
+
+With --repair, each test table's benchmark-grid runs are replayed from the recording, and the runs that do not
+replay as they were made (a call missing, or a different outcome) are run again: the recording answers what it
+holds, the servers the rest, and the new row replaces the old. Such runs came from two identical calls in flight
+at once before the call layer shared one answer between them (see data/experience/README.md).
 """
 import argparse, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from bamas_nb.core import load_pool, TOPOLOGIES
-from bamas_nb.llm import default_cache, recording
-from bamas_nb.tasks import load_tasks
+from bamas_nb.llm import default_cache, recording, NotRecorded
+from bamas_nb.tasks import load_tasks, get_task
+from bamas_nb.ilp import select_llms
+from bamas_nb.topologies import run_topology
 from bamas_nb.experience import ExperienceStore, generate
 
 BUDGETS = (500, 875, 1250, 1625, 2000)
@@ -69,6 +77,38 @@ def n_bench(name) -> int:
     df = df[df.budget.isin(BENCH_BUDGETS) & df.topology.isin(TOPOLOGIES)]
     return int((df.groupby('task_id').size() == len(BENCH_BUDGETS) * len(TOPOLOGIES)).sum())
 
+def grid_rows(name):
+    "The rows of a test table's tasks that hold the whole benchmark grid, only their grid runs."
+    df = ExperienceStore(f"data/experience/{name}").read()
+    if not len(df): return df
+    df = df[df.budget.isin(BENCH_BUDGETS) & df.topology.isin(TOPOLOGIES)]
+    full = df.groupby('task_id').trace_id.transform('size') == len(BENCH_BUDGETS) * len(TOPOLOGIES)
+    return df[full]
+
+def unreplayable(name, pool) -> list[str]:
+    "Trace ids of the benchmark-grid runs of a test table that do not replay from the recording as they were made."
+    ds = TABLES[name][0]
+    rec, bad = recording('04_benchmarks', mode='replay'), []
+    for r in grid_rows(name).itertuples():
+        try: o = run_topology(r.topology, get_task(ds, r.task_id), select_llms(pool, r.budget), r.budget, cache=rec)
+        except NotRecorded: bad.append(r.trace_id); continue
+        if (o.correct, o.calls, round(o.cost, 6)) != (r.correct, r.calls, round(r.cost, 6)): bad.append(r.trace_id)
+    return bad
+
+def repair(names, pool, concurrency):
+    "Run again the benchmark-grid runs that do not replay; prints what it found and what it redid."
+    for name in names:
+        bad = unreplayable(name, pool)
+        print(f"{name}: {len(bad)} of {len(grid_rows(name))} grid runs do not replay", flush=True)
+        if not bad: continue
+        df = ExperienceStore(f"data/experience/{name}").read()
+        ids = sorted(set(df[df.trace_id.isin(bad)].task_id))
+        t0 = time.time()
+        generate([get_task(TABLES[name][0], i) for i in ids], BENCH_BUDGETS, TOPOLOGIES, pool, f"data/experience/{name}",
+                 cache=cache_for(name), concurrency=concurrency, progress=False, redo=bad)
+        still = unreplayable(name, pool)
+        print(f"{name}: redid {len(bad)} runs in {time.time() - t0:,.0f} s; {len(still)} still do not replay", flush=True)
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--n', type=int, default=100, help='grow every table to this many tasks')
@@ -81,10 +121,12 @@ def main(argv=None):
     p.add_argument('--benchmark', action='store_true',
                    help='grow only the test tables, on the benchmark grid (budgets 500, 1250, 2000 × the four topologies)')
     p.add_argument('--report', action='store_true', help='print the size table of the tables and stop')
+    p.add_argument('--repair', action='store_true', help='redo the benchmark-grid runs of the test tables that do not replay from the recording, and stop')
     args = p.parse_args(argv)
     names = [t.strip() for t in args.tables.split(',') if t.strip()]
     if (bad := [t for t in names if t not in TABLES]): sys.exit(f"unknown table(s) {', '.join(bad)}; choose from {', '.join(TABLES)}")
     if args.report: return print(report(names))
+    if args.repair: return repair([t for t in names if t.endswith('-test')], load_pool(args.pool), args.concurrency)
     if args.benchmark: names = [t for t in names if t.endswith('-test')]
     budgets = BENCH_BUDGETS if args.benchmark else BUDGETS
     pool = load_pool(args.pool)
