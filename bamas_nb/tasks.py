@@ -234,7 +234,7 @@ def _relatively_close(x, y, rel:float=1e-6) -> bool|None:
 MATH_VERIFY_TIMEOUT = 5   # seconds per parse / comparison, main thread only
 
 class _NoTimeoutWarning(logging.Filter):
-    def filter(self, record): return 'Timeout is disabled' not in record.getMessage()
+    def filter(self, record): return not any(m in record.getMessage() for m in ('Timeout is disabled', 'Timeout during comparison'))
 for _name in ('math_verify.parser', 'math_verify.grader'): logging.getLogger(_name).addFilter(_NoTimeoutWarning())
 
 def _mv_timeout():
