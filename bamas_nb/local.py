@@ -117,6 +117,8 @@ def assemble_weights(spec:LocalModel|str, dest:Path|None=None) -> Path:
     return p
 
 # %% ../nbs/02a_local.ipynb #6ee8bb10
+_LLAMA_LOCK = threading.Lock()   # llama-cpp-python swaps fds 1 and 2 while it loads or frees a model: one at a time
+
 @contextmanager
 def _quiet_stderr():
     "Silence stderr, Python's and the C library's (llama.cpp warns about the context of a vocabulary-only load)."
@@ -135,7 +137,7 @@ class GGUFTokenCounter:
 
     def _load(self):
         import llama_cpp, llama_cpp.llama_chat_format as lcf
-        with _quiet_stderr(): llama = llama_cpp.Llama(str(self.path), vocab_only=True, verbose=False)
+        with _LLAMA_LOCK, _quiet_stderr(): llama = llama_cpp.Llama(str(self.path), vocab_only=True, verbose=False)
         md = llama.metadata
         if 'tokenizer.chat_template' not in md: raise BamasError(f"{self.path.name} has no chat template; count its prompts with the byte bound")
         named = lcf.guess_chat_format_from_gguf_metadata(md)
@@ -149,7 +151,9 @@ class GGUFTokenCounter:
 
     def close(self):
         with self._lock:
-            if self._llama is not None: self._llama.close(); self._llama = None
+            if self._llama is not None:
+                with _LLAMA_LOCK: self._llama.close()
+                self._llama = None
 
     def __call__(self, messages:list[dict]) -> int:
         with self._lock:
@@ -166,8 +170,7 @@ def gguf_counter_for(model:str) -> GGUFTokenCounter|None:
     if spec is None or importlib.util.find_spec('llama_cpp') is None: return None
     p = verified_weights(spec)
     if p is None: return None
-    if p not in _COUNTERS: _COUNTERS[p] = GGUFTokenCounter(p)
-    return _COUNTERS[p]
+    with _LLAMA_LOCK: return _COUNTERS.setdefault(p, GGUFTokenCounter(p))
 
 # %% ../nbs/02a_local.ipynb #b437b15b
 def default_threads(n_servers:int, cores:int|None=None) -> int:

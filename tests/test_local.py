@@ -219,3 +219,33 @@ def test_a_failed_first_recording_leaves_no_file(tmp_path, monkeypatch):
 def test_record_rejects_other_files(tmp_path):
     (tmp_path/'notes.txt').write_text('x')
     with pytest.raises(BamasError, match='not a notebook'): record([tmp_path/'notes.txt'], serve=False)
+
+def test_token_counters_load_one_at_a_time(tmp_path, monkeypatch):
+    # llama-cpp-python points fds 1 and 2 at /dev/null while it loads a model; two loads at once can leave stdout
+    # there for good. Every counter load takes one lock: however many threads load, the loads never overlap.
+    import threading, time
+    llama_cpp = pytest.importorskip('llama_cpp')
+    from llama_cpp._utils import suppress_stdout_stderr
+    state, lock = {'now': 0, 'most': 0}, threading.Lock()
+    class SlowLoad:
+        def __init__(self, path, **kw):
+            with suppress_stdout_stderr(disable=False):         # what the real constructor does around its C calls
+                with lock: state['now'] += 1; state['most'] = max(state['most'], state['now'])
+                time.sleep(0.1)
+                with lock: state['now'] -= 1
+            self.metadata = {}                                  # no chat template: the counter then refuses the file
+        def close(self): pass
+    monkeypatch.setattr(llama_cpp, 'Llama', SlowLoad)
+    stdout_before = os.fstat(1)
+    counters = [L.GGUFTokenCounter(tmp_path/f'm{i}.gguf') for i in range(4)]
+    errors, start = [], threading.Barrier(4)
+    def count(c):
+        start.wait()
+        try: c([{'role': 'user', 'content': 'hi'}])
+        except BamasError as e: errors.append(str(e))
+    ts = [threading.Thread(target=count, args=(c,)) for c in counters]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    assert state['most'] == 1 and len(errors) == 4 and all('no chat template' in e for e in errors)
+    after = os.fstat(1)
+    assert (after.st_dev, after.st_ino) == (stdout_before.st_dev, stdout_before.st_ino)   # stdout is where it was
