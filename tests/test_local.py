@@ -223,19 +223,24 @@ def test_record_rejects_other_files(tmp_path):
 def test_token_counters_load_one_at_a_time(tmp_path, monkeypatch):
     # llama-cpp-python points fds 1 and 2 at /dev/null while it loads a model; two loads at once can leave stdout
     # there for good. Every counter load takes one lock: however many threads load, the loads never overlap.
-    import threading, time
-    llama_cpp = pytest.importorskip('llama_cpp')
-    from llama_cpp._utils import suppress_stdout_stderr
+    # A stand-in llama_cpp module does the same fd swap, so that this runs without llama-cpp-python too.
+    import threading, time, types
     state, lock = {'now': 0, 'most': 0}, threading.Lock()
     class SlowLoad:
         def __init__(self, path, **kw):
-            with suppress_stdout_stderr(disable=False):         # what the real constructor does around its C calls
+            saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)                                     # what the real constructor does around its C calls
+            try:
                 with lock: state['now'] += 1; state['most'] = max(state['most'], state['now'])
                 time.sleep(0.1)
                 with lock: state['now'] -= 1
+            finally: os.dup2(saved, 1); os.close(saved); os.close(null)
             self.metadata = {}                                  # no chat template: the counter then refuses the file
         def close(self): pass
-    monkeypatch.setattr(llama_cpp, 'Llama', SlowLoad)
+    fake = types.ModuleType('llama_cpp'); fake.Llama = SlowLoad
+    fake.llama_chat_format = types.ModuleType('llama_cpp.llama_chat_format')
+    monkeypatch.setitem(sys.modules, 'llama_cpp', fake)
+    monkeypatch.setitem(sys.modules, 'llama_cpp.llama_chat_format', fake.llama_chat_format)
     stdout_before = os.fstat(1)
     counters = [L.GGUFTokenCounter(tmp_path/f'm{i}.gguf') for i in range(4)]
     errors, start = [], threading.Barrier(4)
