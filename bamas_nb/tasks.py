@@ -19,14 +19,15 @@ from .core import BamasError
 from .cli import Command
 
 # %% auto #0
-__all__ = ['KINDS', 'GRADERS', 'MATH_VERIFY_TIMEOUT', 'SANDBOX_ENV', 'DATASETS', 'MBPP_SPLITS', 'MATH_SUBJECTS', 'tasks_command',
-           'grade_command', 'TaskError', 'DataNotFound', 'Grade', 'Task', 'Grader', 'register_grader', 'last_boxed',
-           'numbers_in', 'canonical_number', 'extract_number', 'NumberGrader', 'tidy_latex', 'normalize_math',
-           'math_equal', 'MathGrader', 'extract_code', 'find_entry_point', 'Limits', 'sandbox_python', 'bwrap_works',
-           'sandbox_mode', 'sandbox_info', 'SandboxResult', 'run_tests', 'CodeGrader', 'Dataset', 'register_dataset',
-           'sample_tasks', 'load_tasks', 'get_task', 'project_dir', 'data_dir', 'read_json_records', 'data_rows',
-           'tasks_dir', 'load_mini_math', 'code_prompt', 'load_mini_code', 'load_gsm8k', 'load_mbpp', 'load_math500',
-           'load_math', 'datasets_table', 'grade_all', 'perturb', 'check_references']
+__all__ = ['KINDS', 'GRADERS', 'MATH_VERIFY_TIMEOUT', 'SANDBOX_ENV', 'DATASETS', 'MBPP_SPLITS', 'MATH_SUBJECTS',
+           'REFERENCE_LIMITS', 'tasks_command', 'grade_command', 'TaskError', 'DataNotFound', 'Grade', 'Task', 'Grader',
+           'register_grader', 'last_boxed', 'numbers_in', 'canonical_number', 'extract_number', 'NumberGrader',
+           'tidy_latex', 'normalize_math', 'math_equal', 'MathGrader', 'extract_code', 'find_entry_point', 'Limits',
+           'sandbox_python', 'bwrap_works', 'sandbox_mode', 'sandbox_info', 'SandboxResult', 'run_tests', 'CodeGrader',
+           'Dataset', 'register_dataset', 'sample_tasks', 'load_tasks', 'get_task', 'project_dir', 'data_dir',
+           'read_json_records', 'data_rows', 'tasks_dir', 'load_mini_math', 'code_prompt', 'load_mini_code',
+           'load_gsm8k', 'load_mbpp', 'load_math500', 'load_math', 'datasets_table', 'grade_all', 'perturb',
+           'check_references']
 
 # %% ../nbs/03_tasks.ipynb #8e857ac7
 class TaskError(BamasError):
@@ -849,11 +850,13 @@ def perturb(task:Task) -> str:
     wrong = canonical_number(str(Fraction(task.answer) + 1))
     return task.reference.rsplit('####', 1)[0] + f"#### {wrong}"
 
-def check_references(tasks, workers:int=2) -> dict:
+REFERENCE_LIMITS = Limits(wall_s=120, cpu_s=60)  # for trusted reference code: only a real hang reaches them
+
+def check_references(tasks, workers:int=2, limits:Limits|None=None) -> dict:
     "Grade every reference solution and a perturbed copy; report the counts and every misjudged item."
-    tasks = list(tasks)
-    ref = grade_all(tasks, [t.reference for t in tasks], workers)
-    bad = grade_all(tasks, [perturb(t) for t in tasks], workers)
+    tasks, limits = list(tasks), limits or REFERENCE_LIMITS
+    ref = grade_all(tasks, [t.reference for t in tasks], workers, limits)
+    bad = grade_all(tasks, [perturb(t) for t in tasks], workers, limits)
     return dict(n=len(tasks), reference_correct=sum(g.correct for g in ref), perturbed_incorrect=sum(not g.correct for g in bad),
                 reference_wrong={t.id: g.reason for t, g in zip(tasks, ref) if not g.correct},
                 perturbed_right={t.id: g.reason for t, g in zip(tasks, bad) if g.correct})
