@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, PLANNING_PROMPT_TOKENS
+from .core import Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, fixed_widget, PLANNING_PROMPT_TOKENS
 from .ilp import Selection, InfeasibleBudget, select_llms, tier_weights, min_budget
 from .experience import ExperienceStore
 from .tasks import project_dir
@@ -144,13 +144,13 @@ class SweepExplorer:
         import ipywidgets as w
         if not summaries: raise BamasError("SweepExplorer needs at least one summary table, e.g. {'local pool': strategy_table(runs)}")
         self.summaries, self.handle, self._syncing = summaries, None, False
-        self.table = w.Dropdown(options=list(summaries), description='table')
-        self.dataset = w.Dropdown(options=['—'], description='data set')
-        self.budgets = w.SelectionRangeSlider(options=[('—', 0.0)], description='budgets µ$', continuous_update=False, layout=w.Layout(width='420px'))
+        self.table = fixed_widget(w.Dropdown, 'sweep-table', options=list(summaries), description='table')
+        self.dataset = fixed_widget(w.Dropdown, 'sweep-dataset', options=['—'], description='data set')
+        self.budgets = fixed_widget(w.SelectionRangeSlider, 'sweep-budgets', layout=dict(width='420px'), options=[('—', 0.0)], description='budgets µ$', continuous_update=False)
         self._sync_options()
         self.table.observe(lambda _: (self._sync_options(), self.redraw()), names='value')
         for c in (self.dataset, self.budgets): c.observe(lambda _: self.redraw(), names='value')
-        self.controls = w.HBox([self.table, self.dataset, self.budgets])
+        self.controls = fixed_widget(w.HBox, 'sweep', children=[self.table, self.dataset, self.budgets])
         self.figure = self.draw()
 
 # %% ../nbs/08_ablations.ipynb #c4960a05

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #d92c23a6
 from __future__ import annotations
-import math, numbers
+import collections, math, numbers
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 import yaml
@@ -13,7 +13,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['TOPOLOGIES', 'PLANNING_PROMPT_TOKENS', 'LLM_KEYS', 'BamasError', 'PoolError', 'BudgetError', 'check_topology',
            'check_budget', 'LLM', 'call_cost', 'est_call_cost', 'llm_from_dict', 'Pool', 'pool_from_dict', 'load_pool',
-           'pool_to_dict', 'save_pool', 'Usage']
+           'pool_to_dict', 'save_pool', 'Usage', 'fixed_widget']
 
 # %% ../nbs/00_core.ipynb #fbdcb44d
 TOPOLOGIES = ('linear', 'star', 'feedback', 'planner')   # Linear, Star, Feedback, Planner-driven
@@ -198,3 +198,15 @@ def _repr_markdown_(self:Usage):
 def to_dict(self:Usage) -> dict:
     "JSON-ready form (costs in µ$)."
     return asdict(self)
+
+# %% ../nbs/00_core.ipynb #b0228e7d
+_widget_counts = collections.Counter()
+
+def fixed_widget(cls, name:str, layout:dict|None=None, style:dict|None=None, **kw):
+    "`cls(**kw)` (an ipywidgets class) with model id `bamas-{name}-{n}` for the n-th made under `name`, its layout and style alike."
+    import ipywidgets as w
+    key = f"bamas-{name}-{_widget_counts[name]}"; _widget_counts[name] += 1
+    trait = cls.class_traits().get('style')
+    if trait is not None: kw['style'] = trait.klass(model_id=f"{key}-style", **(style or {}))
+    elif style: raise BamasError(f"fixed_widget: {cls.__name__} has no style; drop style={style!r}")
+    return cls(model_id=key, layout=w.Layout(model_id=f"{key}-layout", **(layout or {})), **kw)

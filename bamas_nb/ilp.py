@@ -10,7 +10,7 @@ from functools import lru_cache
 import pulp
 from types import MappingProxyType
 from fastcore.basics import patch
-from .core import LLM, Pool, BamasError, check_budget, est_call_cost, load_pool, PLANNING_PROMPT_TOKENS
+from .core import LLM, Pool, BamasError, check_budget, est_call_cost, load_pool, fixed_widget, PLANNING_PROMPT_TOKENS
 
 # %% auto #0
 __all__ = ['select_command', 'tier_costs', 'tier_weights', 'InfeasibleBudget', 'Selection', 'min_budget', 'select_llms',
@@ -146,10 +146,10 @@ def _team_html(pool, budget, **kw) -> str:
 def team_explorer(pool:Pool, lo:int=100, hi:int=3000, step:int=25, value:int=1250, **kw):
     "An ipywidgets budget slider that redraws the selected team, its estimated cost and the tier weights."
     import ipywidgets as widgets
-    slider = widgets.IntSlider(value=value, min=lo, max=hi, step=step, description='budget µ$', continuous_update=False)
-    team = widgets.HTML(_team_html(pool, value, **kw))
+    slider = fixed_widget(widgets.IntSlider, 'team-budget', value=value, min=lo, max=hi, step=step, description='budget µ$', continuous_update=False)
+    team = fixed_widget(widgets.HTML, 'team-table', value=_team_html(pool, value, **kw))
     slider.observe(lambda change: setattr(team, 'value', _team_html(pool, change['new'], **kw)), names='value')
-    return widgets.VBox([slider, team])
+    return fixed_widget(widgets.VBox, 'team', children=[slider, team])
 
 # %% ../nbs/01_ilp.ipynb #5c85c98b
 def _select_args(p):
