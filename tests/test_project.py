@@ -20,3 +20,23 @@ def test_proc_nbs_uses_our_quarto_config(tmp_path):
 def test_readme_is_generated_from_index():
     p = subprocess.run([sys.executable, '.ci/readme.py', '--check'], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr + p.stdout
+
+def _widget_ids(nb):
+    "Every widget model id a saved notebook names: in its outputs and in its saved widget state."
+    ids = set(nb.get('metadata', {}).get('widgets', {}).get('application/vnd.jupyter.widget-state+json', {}).get('state', {}))
+    for cell in nb['cells']:
+        for out in cell.get('outputs', []):
+            view = out.get('data', {}).get('application/vnd.jupyter.widget-view+json')
+            if view: ids.add(view['model_id'])
+    return ids
+
+def test_saved_widgets_have_fixed_ids():
+    # a random id (ipywidgets' default, 32 hex digits) would change the file on every rerun: build widgets with core.fixed_widget
+    import json, re
+    seen = {}
+    for path in sorted((ROOT/'nbs').glob('*.ipynb')):
+        ids = _widget_ids(json.loads(path.read_text()))
+        if ids: seen[path.name] = ids
+        random = sorted(i for i in ids if re.fullmatch(r'[0-9a-f]{32}', i))
+        assert not random, f"{path.name} saves widgets with random ids {random[:3]}: make them with bamas_nb.core.fixed_widget"
+    assert {'01_ilp.ipynb', '08_ablations.ipynb'} <= set(seen), sorted(seen)  # the explorers are on display, with their state saved
