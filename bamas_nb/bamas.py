@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .core import Pool, TOPOLOGIES, BamasError, check_budget, load_pool
 from .ilp import Selection, InfeasibleBudget, select_llms, min_budget
 from .llm import recording, repo_root
-from .tasks import Task, DataNotFound, load_tasks
+from .tasks import Task, DataNotFound, DATASETS, load_tasks, file_args, dataset_options
 from .topologies import Outcome, run_topology, summarize, load_autogen
 from .policy import Policy, load_policy
 from .experience import pool_id
@@ -178,11 +178,11 @@ def default(cls:Bamas, **kw) -> Bamas:
 # %% ../nbs/07_bamas.ipynb #32d0fad0
 DEMO_FALLBACK = {'gsm8k': 'mini-math', 'math500': 'mini-math', 'math': 'mini-math', 'mbpp': 'mini-code'}
 
-def demo_tasks(datasets=('gsm8k', 'mbpp'), n:int=2, seed:int=0) -> tuple[list[Task], list[str]]:
-    "`n` seeded test tasks of each data set, and notes; a benchmark that is not on this machine is replaced by the mini set of its kind."
+def demo_tasks(datasets=('gsm8k', 'mbpp'), n:int=2, seed:int=0, **file_options) -> tuple[list[Task], list[str]]:
+    "`n` seeded test tasks of each data set (`file_options` go to data files), and notes; a benchmark that is not on this machine is replaced by the mini set of its kind."
     tasks, notes = [], []
     for ds in datasets:
-        try: tasks += load_tasks(ds, 'test', n=n, seed=seed)
+        try: tasks += load_tasks(ds, 'test', n=n, seed=seed, **({} if ds in DATASETS else file_options))
         except DataNotFound:
             if ds not in DEMO_FALLBACK: raise
             tasks += load_tasks(DEMO_FALLBACK[ds], 'test', n=n, seed=seed)
@@ -269,7 +269,8 @@ def demo_session(bamas:Bamas, tasks, budgets=(875, 1625), cache='default', serve
 def _demo_args(p):
     p.add_argument('--n', type=int, default=2, help='tasks per data set (seeded sample of the test split; default 2)')
     p.add_argument('--budgets', default='875,1625', help='comma-separated budgets per task in µ$ (default 875,1625)')
-    p.add_argument('--datasets', default='gsm8k,mbpp', help='comma-separated data sets (default gsm8k,mbpp; mini sets stand in when missing)')
+    p.add_argument('--datasets', default='gsm8k,mbpp', help='comma-separated data sets or data files (default gsm8k,mbpp; mini sets stand in when missing)')
+    file_args(p)
     p.add_argument('--pool', default=None, help=f'pool YAML (default {DEFAULT_POOL})')
     p.add_argument('--policy', default=None, help=f'policy checkpoint (default {DEFAULT_POLICY})')
     p.add_argument('--seed', type=int, default=0, help='task sample seed (default 0)')
@@ -292,7 +293,7 @@ def _demo_run(args) -> dict:
     budgets = _demo_budgets(args.budgets)
     if args.n < 1: raise BamasError(f"--n must be ≥ 1, got {args.n}")
     b = load_bamas(args.pool, args.policy)
-    tasks, notes = demo_tasks([d.strip() for d in args.datasets.split(',') if d.strip()], args.n, args.seed)
+    tasks, notes = demo_tasks([d.strip() for d in args.datasets.split(',') if d.strip()], args.n, args.seed, **dataset_options(args))
     cache = [recording(n.strip(), mode='replay') for n in args.replay.split(',')] if args.replay else None if args.cache == 'off' else 'default'
     res = demo_session(b, tasks, budgets, cache, serve=not args.replay, progress=_progress,
                        log=lambda m: print(m, file=sys.stderr, flush=True))

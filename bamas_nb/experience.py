@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import Pool, TOPOLOGIES, BamasError, check_budget, load_pool, pool_to_dict
 from .ilp import select_llms, InfeasibleBudget
-from .tasks import Task, load_tasks
+from .tasks import Task, load_tasks, dataset_args, dataset_options
 from .topologies import run_topology, check_strategy, Outcome
 from .llm import check_model
 
@@ -28,7 +28,8 @@ SCHEMA = pa.schema([
     ('budget', pa.float64()), ('topology', pa.string()), ('correct', pa.bool_()), ('cost', pa.float64()),
     ('calls', pa.int64()), ('stopped_by_budget', pa.bool_()), ('feasible', pa.bool_()), ('failed_calls', pa.int64()),
     ('selection', pa.string()), ('extracted', pa.string()), ('reason', pa.string()), ('seconds', pa.float64()),
-    ('trace_id', pa.string()), ('pool_id', pa.string()), ('created_at', pa.string())])
+    ('trace_id', pa.string()), ('pool_id', pa.string()), ('created_at', pa.string()),
+    ('sandbox', pa.string())])
 KEY = ('task_id', 'budget', 'topology')
 
 def pool_id(pool:Pool) -> str:
@@ -48,11 +49,11 @@ def record_of(task:Task, budget:float, topology:str, outcome:Outcome|None, pid:s
                 trace_id=run_key(task.id, budget, topology), pool_id=pid, created_at=_now())
     if outcome is None:
         return base | dict(correct=False, cost=0.0, calls=0, stopped_by_budget=False, feasible=False, failed_calls=0,
-                           selection='{}', extracted=None, reason='infeasible: the budget cannot pay for a team', seconds=0.0)
+                           selection='{}', extracted=None, reason='infeasible: the budget cannot pay for a team', seconds=0.0, sandbox=None)
     return base | dict(correct=outcome.correct, cost=outcome.cost, calls=outcome.calls, stopped_by_budget=outcome.stopped_by_budget,
                        feasible=True, failed_calls=sum(t.note.startswith('failed') for t in outcome.trace),
                        selection=json.dumps(dict(Counter(outcome.llms))), extracted=outcome.grade.extracted,
-                       reason=outcome.grade.reason, seconds=round(outcome.seconds, 3))
+                       reason=outcome.grade.reason, seconds=round(outcome.seconds, 3), sandbox=outcome.grade.sandbox)
 
 # %% ../nbs/05_experience.ipynb #d390e9a3
 class ExperienceStore:
@@ -231,7 +232,7 @@ def _generate_ray(todo, pool, cache, pid, store, progress):
 
 # %% ../nbs/05_experience.ipynb #044c0f48
 def _generate_args(p):
-    p.add_argument('--pool', required=True); p.add_argument('--dataset', required=True); p.add_argument('--split', default=None)
+    p.add_argument('--pool', required=True); dataset_args(p); p.add_argument('--split', default=None)
     p.add_argument('--n', type=int, default=None, help='number of tasks (seeded sample; default all)'); p.add_argument('--seed', type=int, default=0)
     p.add_argument('--budgets', default='500,875,1250,1625,2000', help='comma-separated budgets in µ$')
     p.add_argument('--topologies', default=','.join(TOPOLOGIES), help='comma-separated topologies (and baselines)')
@@ -262,7 +263,7 @@ def _generate_run(args) -> dict:
     if args.backend == 'ray' and args.ray_address:
         import ray; ray.init(address=args.ray_address)
     pool = load_pool(args.pool)
-    tasks = load_tasks(args.dataset, args.split, n=args.n, seed=args.seed)
+    tasks = load_tasks(args.dataset, args.split, n=args.n, seed=args.seed, **dataset_options(args))
     t0 = time.perf_counter()
     df = generate(tasks, budgets, [s.strip() for s in args.topologies.split(',')], pool, args.out,
                   cache=None if args.cache == 'off' else 'default', concurrency=args.concurrency, backend=args.backend,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_tasks.ipynb #18d214b0
 from __future__ import annotations
-import ast, builtins, hashlib, json, logging, os, queue, random, re, resource, secrets, select, shutil, signal, subprocess, sys, tempfile, threading, time
+import ast, builtins, hashlib, importlib, inspect, json, logging, os, queue, random, re, resource, secrets, select, shutil, signal, subprocess, sys, tempfile, threading, time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
@@ -19,15 +19,16 @@ from .core import BamasError
 from .cli import Command
 
 # %% auto #0
-__all__ = ['KINDS', 'GRADERS', 'MATH_VERIFY_TIMEOUT', 'SANDBOX_ENV', 'DATASETS', 'MBPP_SPLITS', 'MATH_SUBJECTS',
-           'REFERENCE_LIMITS', 'tasks_command', 'grade_command', 'TaskError', 'DataNotFound', 'Grade', 'Task', 'Grader',
-           'register_grader', 'last_boxed', 'numbers_in', 'canonical_number', 'extract_number', 'NumberGrader',
-           'tidy_latex', 'normalize_math', 'math_equal', 'MathGrader', 'extract_code', 'find_entry_point', 'Limits',
-           'sandbox_python', 'bwrap_works', 'sandbox_mode', 'sandbox_info', 'SandboxResult', 'run_tests', 'CodeGrader',
-           'Dataset', 'register_dataset', 'sample_tasks', 'load_tasks', 'get_task', 'project_dir', 'data_dir',
-           'read_json_records', 'data_rows', 'tasks_dir', 'load_mini_math', 'code_prompt', 'load_mini_code',
+__all__ = ['KINDS', 'GRADERS', 'MATH_VERIFY_TIMEOUT', 'SANDBOX_ENV', 'Untrusted', 'TrustedValues', 'TrustedCalls', 'DATASETS',
+           'DATASET_SOURCES', 'SOURCE_MODULES', 'MBPP_SPLITS', 'MATH_SUBJECTS', 'REFERENCE_LIMITS', 'DATASET_HELP',
+           'tasks_command', 'grade_command', 'TaskError', 'DataNotFound', 'Grade', 'Task', 'Grader', 'register_grader',
+           'last_boxed', 'numbers_in', 'canonical_number', 'extract_number', 'NumberGrader', 'tidy_latex',
+           'normalize_math', 'math_equal', 'MathGrader', 'extract_code', 'find_entry_point', 'Limits', 'sandbox_python',
+           'bwrap_works', 'sandbox_mode', 'sandbox_info', 'sandbox_warning', 'SandboxResult', 'run_tests', 'CodeGrader',
+           'HumanEvalGrader', 'Dataset', 'register_dataset', 'sample_tasks', 'load_tasks', 'get_task', 'project_dir',
+           'data_dir', 'read_json_records', 'data_rows', 'tasks_dir', 'load_mini_math', 'code_prompt', 'load_mini_code',
            'load_gsm8k', 'load_mbpp', 'load_math500', 'load_math', 'datasets_table', 'grade_all', 'perturb',
-           'check_references']
+           'check_references', 'file_args', 'dataset_args', 'dataset_options']
 
 # %% ../nbs/03_tasks.ipynb #8e857ac7
 class TaskError(BamasError):
@@ -46,6 +47,7 @@ class Grade:
     correct: bool            # whether the output solves the task
     extracted: str|None      # the answer (or code) read from the output; None when none was found
     reason: str              # one line, e.g. "18 = reference 18" or "timeout: no result after 10 s"
+    sandbox: str|None = None # how the code ran: 'bwrap' (isolated) or 'subprocess' (restricted fallback); None when no code ran
 
     def __repr__(self):
         return f"Grade({'✓' if self.correct else '✗'} {_short(self.extracted)!r}: {self.reason})"
@@ -301,8 +303,8 @@ def find_entry_point(tests) -> str|None:
 
 @patch(as_prop=True)
 def entry_point(self:Task) -> str|None:
-    "For code tasks, the name of the function the tests call."
-    return find_entry_point(self.tests) if self.kind == 'code' else None
+    "For code tasks, the function to write: the task's own `meta['entry_point']` (HumanEval style), else the one the tests call."
+    return (self.meta.get('entry_point') or find_entry_point(self.tests)) if self.kind == 'code' else None
 
 # %% ../nbs/03_tasks.ipynb #6eab1276
 @dataclass(frozen=True)
@@ -407,9 +409,111 @@ def sandbox_info() -> dict:
             + ([] if os.geteuid() == 0 else ["it runs as the grader's user: it can signal the grader's other processes"]))
     return dict(mode=mode, drops_to_unprivileged_user=os.geteuid() == 0, not_protected=gaps)
 
+# %% ../nbs/03_tasks.ipynb #b3c1f0a2
+_WARNED, _WARN_LOCK = threading.Event(), threading.Lock()   # set once this process has warned about the fallback
+
+def _fallback_cause() -> str:
+    if os.environ.get('BAMAS_SANDBOX', '').strip().lower() == 'subprocess': return 'BAMAS_SANDBOX=subprocess'
+    missing = [t for t in ('bwrap', 'prlimit') if not shutil.which(t)]
+    return ' and '.join(missing) + ' not found' if missing else 'bwrap is installed but cannot create namespaces here'
+
+def sandbox_warning() -> str:
+    "The warning printed (once per process) before code first runs in the restricted fallback."
+    cause = _fallback_cause()
+    fix = ('allow unprivileged user namespaces' if cause.startswith('bwrap is') else 'install bubblewrap (apt-get install -y bubblewrap)')
+    return (f"bamas: warning: LLM-written code runs WITHOUT isolation ({cause}): it can reach the network, read files outside "
+            f"its work dir, write wherever this user may and leave processes running; {fix} to isolate it, or set "
+            f"BAMAS_SANDBOX=bwrap to refuse to run without it")
+
+def _warn_fallback():
+    with _WARN_LOCK:
+        if _WARNED.is_set(): return
+        _WARNED.set()
+    print(sandbox_warning(), file=sys.stderr, flush=True)
+
+# %% ../nbs/03_tasks.ipynb #c7a1e002
+def _trusted_asserts():
+    "The sandbox's side of the asserts: `TrustedValues` and `TrustedCalls` (this function's source is sent into the sandbox)."
+    import ast, sys
+    from collections import deque
+
+    class Untrusted(AssertionError):
+        "A value a test compares, or a result of the solution's code, that is not plain data."
+
+    class TrustedValues:
+        "Reduces what a test compares to plain data, and the results of the solution's own calls too."
+        SCALARS = (type(None), bool, int, float, complex, str, bytes)
+        BASES = ((int, int.__int__), (float, float.__float__), (complex, complex.__complex__), (str, str.__str__), (bytes, bytes.__bytes__))
+        KEEP = {'fractions': {'Fraction'}, 'decimal': {'Decimal'}, 're': {'Pattern', 'Match'},
+                'datetime': {'date', 'time', 'datetime', 'timedelta', 'timezone'}, 'numpy': None}  # None: any type numpy exports
+        def __init__(self, entry=None, test_types=(), depth:int=100):
+            self.entry, self.test_types, self.depth = entry, set(test_types), depth
+
+        def _kept(self, t) -> bool:
+            "Types whose objects are kept as they are: C types of builtins, a few data types of the standard library and numpy, the tests' own."
+            if t in self.test_types: return True
+            if t.__module__ == 'builtins': return not t.__flags__ & (1 << 9)      # a static C type, not one made by a class statement
+            top, names = t.__module__.split('.')[0], self.KEEP.get(t.__module__.split('.')[0], ())
+            return (names is None or t.__name__ in names) and getattr(sys.modules.get(t.__module__), t.__name__, None) is t
+
+        def plain(self, v, _depth=0):
+            "`v` as plain data: builtin scalars and containers, subclasses rebuilt as the builtin value they hold; else `Untrusted`."
+            t = type(v)
+            if t in self.SCALARS: return v
+            if _depth > self.depth: raise Untrusted(f"the value is nested more than {self.depth} levels deep")
+            p = lambda x: self.plain(x, _depth + 1)
+            if issubclass(t, list): return [p(x) for x in list.__iter__(v)]
+            if issubclass(t, tuple): return tuple(p(x) for x in tuple.__iter__(v))
+            if issubclass(t, dict): return {p(k): p(x) for k, x in dict.items(v)}
+            if issubclass(t, frozenset): return frozenset(p(x) for x in frozenset.__iter__(v))
+            if issubclass(t, set): return {p(x) for x in set.__iter__(v)}
+            for base, value in self.BASES:
+                if issubclass(t, base): return value(v)
+            if t is deque: return deque((p(x) for x in v), v.maxlen)
+            if self._kept(t) and not getattr(getattr(v, 'dtype', None), 'hasobject', False): return v
+            raise Untrusted(f"got a {t.__module__}.{t.__qualname__} object, not plain data")
+
+        @staticmethod
+        def from_solution(f) -> bool:
+            "Whether callable `f` is the solution's: its code is in solution.py, or it is neither a builtin nor Python code."
+            if isinstance(f, type): return f.__module__ == '__solution__'
+            code = getattr(getattr(f, '__func__', f), '__code__', None)
+            return code.co_filename == 'solution.py' if code is not None else type(f).__module__ != 'builtins'
+
+        def call(self, f, /, *args, **kw):
+            "Call `f`; a result of the solution's code comes back as plain data (its own classes may build test inputs)."
+            r = f(*args, **kw)
+            if not self.from_solution(f): return r
+            if isinstance(f, type) and f is not self.entry and type(r) is f: return r
+            return self.plain(r)
+
+    class TrustedCalls(ast.NodeTransformer):
+        "Rewrites test code: each call goes through `__bamas_trust__.call`, each comparison's operands through `.plain`."
+        FRAME = {'super', 'locals', 'globals', 'vars', 'dir', 'eval', 'exec', 'breakpoint'}   # builtins that read the caller's frame
+        @staticmethod
+        def _trust(method): return ast.Attribute(ast.Name('__bamas_trust__', ast.Load()), method, ast.Load())
+        def visit_Call(self, node):
+            self.generic_visit(node)
+            if isinstance(node.func, ast.Name) and node.func.id in self.FRAME: return node
+            return ast.copy_location(ast.Call(self._trust('call'), [node.func, *node.args], node.keywords), node)
+        def visit_Compare(self, node):
+            self.generic_visit(node)
+            if all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops): return node
+            wrap = lambda e: ast.copy_location(ast.Call(self._trust('plain'), [e], []), e)
+            return ast.copy_location(ast.Compare(wrap(node.left), node.ops, [wrap(c) for c in node.comparators]), node)
+        def rewrite(self, source:str, filename:str):
+            "Compile `source` with its calls and comparisons rewritten."
+            return compile(ast.fix_missing_locations(self.visit(ast.parse(source, filename))), filename, 'exec')
+
+    return Untrusted, TrustedValues, TrustedCalls
+
+Untrusted, TrustedValues, TrustedCalls = _trusted_asserts()
+
 # %% ../nbs/03_tasks.ipynb #a4494f93
 _HARNESS = r'''
 import sys, os, json
+''' + inspect.getsource(_trusted_asserts) + r'''
+Untrusted, TrustedValues, TrustedCalls = _trusted_asserts()
 _out = os.fdopen(os.dup(1), 'w')
 _nonce = sys.stdin.readline().strip()
 sys.stdin.close(); sys.stdin = open(os.devnull)
@@ -425,12 +529,17 @@ def _why(e): return f"{type(e).__name__}: {e}"[:500]
 ns = {'__name__': '__solution__'}
 try:
     exec(compile(_job['code'], 'solution.py', 'exec'), ns)
-    if _job['setup'].strip(): exec(compile(_job['setup'], 'test_setup_code', 'exec'), ns)
+    _trust, _before = TrustedValues(ns.get(_job['entry_point']) if _job['entry_point'] else None), dict(ns)
+    ns['__bamas_trust__'] = _trust
+    if _job['setup'].strip(): exec(TrustedCalls().rewrite(_job['setup'], 'test_setup_code'), ns)
+    _trust.test_types = {v for k, v in ns.items() if isinstance(v, type) and _before.get(k) is not v}
 except MemoryError: _report('memory', 'MemoryError while running the solution')
 except SystemExit as e: _report('error', f'the solution called exit({e.code!r}) before the tests ran')
 except BaseException as e: _report('error', 'the solution raised ' + _why(e))
 for i, t in enumerate(_job['tests']):
-    try: exec(compile(t, f'test {i+1}', 'exec'), ns)
+    ns['__bamas_trust__'] = _trust
+    try: exec(TrustedCalls().rewrite(t, f'test {i+1}'), ns)
+    except Untrusted as e: _report('failed', f"test {i+1} of {_n} failed: {e}: {t.strip()}", i)
     except AssertionError: _report('failed', f"test {i+1} of {_n} failed: {t.strip()}", i)
     except MemoryError: _report('memory', f'MemoryError in test {i+1} of {_n}', i)
     except SystemExit as e: _report('error', f'test {i+1} of {_n} called exit({e.code!r})', i)
@@ -542,16 +651,17 @@ def _classify(rc, timed_out, report, stderr, l:Limits, mode) -> tuple[str, str]:
 def _setup_failed(rc, report, stderr, mode):
     return mode == 'bwrap' and report is None and rc == 1 and stderr.startswith('bwrap:')
 
-def run_tests(code:str, tests, setup:str='', limits:Limits|None=None) -> SandboxResult:
+def run_tests(code:str, tests, setup:str='', limits:Limits|None=None, entry_point:str|None=None) -> SandboxResult:
     "Run `code`, then `setup`, then each assert in `tests`, in the sandbox; report how it went."
     l, mode, tests = limits or Limits(), sandbox_mode(), list(tests)
+    if mode == 'subprocess': _warn_fallback()
     nonce = secrets.token_hex(16)
     uid = _UIDS.get() if os.geteuid() == 0 else None
     try:
         with tempfile.TemporaryDirectory(prefix='bamas-sandbox-', ignore_cleanup_errors=True) as d:
             d = Path(d); os.chmod(d, 0o755); job = d/'job'; job.mkdir(); os.chmod(job, 0o755)
             (job/'harness.py').write_text(_HARNESS)
-            (job/'job.json').write_text(json.dumps(dict(code=code, setup=setup or '', tests=tests)))
+            (job/'job.json').write_text(json.dumps(dict(code=code, setup=setup or '', tests=tests, entry_point=entry_point)))
             for f in job.iterdir(): os.chmod(f, 0o644)
             for attempt in range(5):
                 rc, timed_out, secs = _run_once(d, mode, l, nonce, uid)
@@ -579,13 +689,29 @@ class CodeGrader(Grader):
     def __init__(self, limits:Limits|None=None): self.limits = limits or Limits()
     def extract(self, task, output): return extract_code(output, task.entry_point)
     def same(self, task, a, b): return _code_key(a) == _code_key(b)
+    def program(self, task, code:str) -> str: return code   # what runs before the setup and the tests
     def grade(self, task, output, limits:Limits|None=None, **kw):
         code = self.extract(task, output)
         if not code.strip(): return Grade(False, None, 'no Python code found in the output')
-        r = run_tests(code, task.tests, task.setup, limits or self.limits)
-        return Grade(r.ok, code, r.reason)
+        r = run_tests(self.program(task, code), task.tests, task.setup, limits or self.limits, task.meta.get('entry_point'))
+        return Grade(r.ok, code, r.reason, r.mode)
 
 register_grader(CodeGrader());
+
+# %% ../nbs/03_tasks.ipynb #d4e5f002
+class HumanEvalGrader(CodeGrader):
+    "Python code for a HumanEval-style task: the prompt, then the code, then the `test`'s `check(entry_point)`."
+    name = 'humaneval'
+    def extract(self, task, output):
+        body = output.strip('\n').rstrip()
+        if '```' not in output and body[:1] in (' ', '\t'): return body     # the body that completes the prompt's function
+        return extract_code(output, task.entry_point)
+    def program(self, task, code):
+        prompt = task.meta.get('prompt', task.text)
+        if code.startswith(prompt.strip()): return code
+        return prompt.rstrip() + '\n' + code if code[:1] in (' ', '\t') else prompt + '\n\n' + code
+
+register_grader(HumanEvalGrader());
 
 # %% ../nbs/03_tasks.ipynb #a8b47a41
 @patch
@@ -612,6 +738,7 @@ class Dataset:
     load: Callable       # load(split, **options) -> list[Task], always in the same order
     options: tuple = ()  # keyword options `load` accepts (e.g. prompt_tests for MBPP)
     about: str = ''      # one line: what it is and where it comes from
+    version: str = ''    # for a file: what changes when the file does (loading is cached per version)
 
 DATASETS: dict[str, Dataset] = {}
 
@@ -623,13 +750,24 @@ def register_dataset(name:str, load:Callable, kind:str, splits=('test',), option
     return DATASETS[name]
 
 # %% ../nbs/03_tasks.ipynb #d0e31a8e
+DATASET_SOURCES: list[Callable] = []     # source(name) -> Dataset|None, for names not registered: a file, hf:OWNER/NAME
+SOURCE_MODULES = ('bamas_nb.userdata',)  # modules that add sources when imported; imported at the first unregistered name
+
 def _dataset(name:str) -> Dataset:
-    if name not in DATASETS: raise TaskError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
+    if name in DATASETS: return DATASETS[name]
+    for m in SOURCE_MODULES: importlib.import_module(m)
+    for source in DATASET_SOURCES:
+        if (ds := source(name)) is not None: return ds
+    raise TaskError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, or pass a data file "
+                    "(.jsonl, .json, .csv, .parquet) or hf:OWNER/NAME")
+
+def _where(ds:Dataset) -> str: return ds.version or str(data_dir())
+def _options_key(options:dict) -> tuple:
+    return tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in options.items()))
 
 @lru_cache(maxsize=64)
 def _load_split(name, split, options, where) -> tuple:
-    try: return tuple(DATASETS[name].load(split, **dict(options)))
+    try: return tuple(_dataset(name).load(split, **dict(options)))
     except BamasError: raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:    # a record without the fields the loader needs
         raise TaskError(f"{name} ({split}): a record of its data file is not as expected ({type(e).__name__}: {str(e)[:80]}); "
@@ -641,7 +779,7 @@ def _split_tasks(name:str, split:str|None, options:dict) -> tuple:
     if split not in ds.splits: raise TaskError(f"{name} has no split {split!r}; choose one of {', '.join(ds.splits)}")
     bad = sorted(set(options) - set(ds.options))
     if bad: raise TaskError(f"{name} takes no option {', '.join(bad)}" + (f"; its options: {', '.join(ds.options)}" if ds.options else ''))
-    return _load_split(name, split, tuple(sorted(options.items())), str(data_dir()))
+    return _load_split(name, split, _options_key(options), _where(ds))
 
 # %% ../nbs/03_tasks.ipynb #3d4d3547
 def sample_tasks(tasks, n:int|None=None, seed:int=0) -> list:
@@ -666,11 +804,11 @@ def _index(name, split, options, where) -> dict:
 def get_task(dataset:str, task_id:str, **options) -> Task:
     "The task with id `task_id` (e.g. 'gsm8k/test/17', or '17' relative to the data set) from any split."
     ds = _dataset(dataset)
-    tid = task_id if str(task_id).startswith(dataset + '/') else f"{dataset}/{task_id}"
+    tid = task_id if str(task_id).startswith(ds.name + '/') else f"{ds.name}/{task_id}"
     parts = tid.split('/')
     for split in sorted(ds.splits, key=lambda s: s not in parts):  # splits named in the id first
         _split_tasks(dataset, split, options)
-        hit = _index(dataset, split, tuple(sorted(options.items())), str(data_dir())).get(tid)
+        hit = _index(dataset, split, _options_key(options), _where(ds)).get(tid)
         if hit is not None: return hit
     example = _split_tasks(dataset, None, options)[0].id
     raise TaskError(f"unknown task id {task_id!r} in {dataset}; ids look like {example!r}")
@@ -874,8 +1012,30 @@ def to_dict(self:Task) -> dict:
     "JSON-ready form: id, dataset, split, kind, text, and the answer (math) or entry point and tests (code)."
     return _task_dict(self)
 
+DATASET_HELP = 'a data set name (`bamas tasks` lists them), a file (.jsonl, .json, .csv, .parquet) or hf:OWNER/NAME[:CONFIG]'
+
+def file_args(p):
+    "Add `--field` and `--kind`, the options of a data file, to an argparse parser."
+    p.add_argument('--field', action='append', default=[], metavar='FIELD=COLUMN',
+                   help='data file: read FIELD (question, answer, prompt, tests, test, entry_point, id, ...) from COLUMN; repeatable')
+    p.add_argument('--kind', choices=KINDS, help='data file: the kind of its tasks, when its fields do not say')
+
+def dataset_args(p, required:bool=True, help:str=DATASET_HELP):
+    "Add `--dataset`, with `--field` and `--kind` for a data file, to an argparse parser."
+    p.add_argument('--dataset', required=required, help=help)
+    file_args(p)
+
+def dataset_options(args) -> dict:
+    "The `load_tasks` options from `--field` / `--kind` (none for a registered data set)."
+    fields = {}
+    for f in getattr(args, 'field', None) or []:
+        name, eq, column = f.partition('=')
+        if not (eq and name.strip() and column.strip()): raise TaskError(f"--field {f!r}: write FIELD=COLUMN, e.g. --field question=Problem")
+        fields[name.strip()] = column.strip()
+    return ({'fields': fields} if fields else {}) | ({'kind': args.kind} if getattr(args, 'kind', None) else {})
+
 def _tasks_args(p):
-    p.add_argument('--dataset', help='data set name; without it, list the data sets')
+    dataset_args(p, required=False, help=DATASET_HELP + '; without it, list the data sets')
     p.add_argument('--split', help='split (default: the data set\'s first, usually test)')
     p.add_argument('--n', type=int, help='number of tasks to sample (default: all)')
     p.add_argument('--seed', type=int, default=0, help='sampling seed (default 0)')
@@ -883,9 +1043,9 @@ def _tasks_args(p):
 
 def _tasks_run(args) -> dict:
     if not args.dataset: return dict(datasets=datasets_table())
-    opts = {'prompt_tests': args.prompt_tests} if args.prompt_tests else {}
+    opts = ({'prompt_tests': args.prompt_tests} if args.prompt_tests else {}) | dataset_options(args)
     ts = load_tasks(args.dataset, args.split, args.n, args.seed, **opts)
-    return dict(dataset=args.dataset, split=args.split or DATASETS[args.dataset].splits[0], n=len(ts), seed=args.seed,
+    return dict(dataset=args.dataset, split=args.split or _dataset(args.dataset).splits[0], n=len(ts), seed=args.seed,
                 tasks=[t.to_dict() for t in ts])
 
 def _tasks_text(res) -> str:
@@ -895,8 +1055,8 @@ def _tasks_text(res) -> str:
 
 # %% ../nbs/03_tasks.ipynb #d5aaf0f1
 def _grade_args(p):
-    p.add_argument('--dataset', required=True, help='data set name, e.g. gsm8k, math500, math, mbpp, mini-math, mini-code')
-    p.add_argument('--id', required=True, help="task id, e.g. gsm8k/test/17 or 17, mbpp/11 or 11")
+    dataset_args(p, help=DATASET_HELP + ', e.g. gsm8k, mbpp, my_tasks.jsonl')
+    p.add_argument('--id', required=True, help="task id, e.g. gsm8k/test/17 or 17, mbpp/11 or 11, my_tasks/3 or 3")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument('--answer-file', help="file holding the agent's final output ('-' reads stdin)")
     g.add_argument('--answer', help="the agent's final output as text")
@@ -907,9 +1067,9 @@ def _grade_run(args) -> dict:
     else:
         try: output = Path(args.answer_file).read_text(encoding='utf-8', errors='replace')
         except OSError as e: raise TaskError(f"cannot read answer file {args.answer_file} ({e.strerror or e}); check the path") from None
-    t = get_task(args.dataset, args.id)
+    t = get_task(args.dataset, args.id, **dataset_options(args))
     g = t.grade(output)
-    res = dict(id=t.id, dataset=t.dataset, kind=t.kind, correct=g.correct, extracted=g.extracted, reason=g.reason)
+    res = dict(id=t.id, dataset=t.dataset, kind=t.kind, correct=g.correct, extracted=g.extracted, reason=g.reason, sandbox=g.sandbox)
     if t.kind == 'math': res['reference'] = t.answer
     return res
 
@@ -918,4 +1078,4 @@ def _grade_text(res) -> str:
 
 # %% ../nbs/03_tasks.ipynb #e10550cc
 tasks_command = Command('List data sets, or print sample tasks of one', _tasks_args, _tasks_run, _tasks_text)
-grade_command = Command("Grade one answer for one task (GSM8K, MATH, MBPP, mini sets)", _grade_args, _grade_run, _grade_text)
+grade_command = Command("Grade one answer for one task (a benchmark, a mini set or your own file)", _grade_args, _grade_run, _grade_text)

@@ -11,7 +11,7 @@ from collections import Counter
 from .core import LLM, Pool, Usage, TOPOLOGIES, BamasError, check_budget, check_topology, est_call_cost, load_pool
 from .ilp import Selection, select_llms
 from .llm import Meter, BudgetExhausted, recording
-from .tasks import Task, Grade, load_tasks, get_task
+from .tasks import Task, Grade, load_tasks, get_task, dataset_args, dataset_options
 
 # %% auto #0
 __all__ = ['PROMPTS', 'STAR_TEMPERATURE', 'BASELINES', 'RUNNERS', 'BENCH', 'run_command', 'Turn', 'Run', 'Outcome', 'linear',
@@ -391,7 +391,7 @@ def record_benchmarks(pool_path='data/pools/local.yaml', n:int=20, name:str='04_
 # %% ../nbs/04_topologies.ipynb #8bcae730
 def _run_args(p):
     p.add_argument('--pool', required=True, help='pool YAML, e.g. data/pools/local.yaml')
-    p.add_argument('--dataset', required=True, help='gsm8k, mbpp, math500, math, mini-math, mini-code …')
+    dataset_args(p)
     p.add_argument('--split', default=None, help='split (default: the data set\'s first)')
     p.add_argument('--n', type=int, default=5, help='number of tasks (seeded sample)')
     p.add_argument('--seed', type=int, default=0)
@@ -426,8 +426,8 @@ def _run_run(args) -> dict:
     import sys
     pool, budget = load_pool(args.pool), check_budget(args.budget)
     if args.n is not None and args.n < 1: raise BamasError(f"--n must be ≥ 1, got {args.n}")
+    tasks = load_tasks(args.dataset, args.split, n=args.n, seed=args.seed, **dataset_options(args))
     run = _runner(args, pool, budget)
-    tasks = load_tasks(args.dataset, args.split, n=args.n, seed=args.seed)
     if not tasks: raise BamasError(f"data set {args.dataset} has no tasks in split {args.split}; pick another split")
     outs = []
     for i, t in enumerate(tasks, 1):

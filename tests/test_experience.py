@@ -126,3 +126,16 @@ def test_grow_repair_redoes_the_runs_that_do_not_replay(grow, tmp_path):
     assert len(after) == 12 and not after.duplicated(list(KEY)).any()
     assert len(rec.read_text().splitlines()) >= len(lines)             # the missing answers were recorded again
     assert 'gsm8k-test: 0 of 12 grid runs do not replay' in grow('--tables', 'gsm8k-test', '--repair')
+
+def test_rows_record_the_sandbox_and_tables_without_the_column_still_read(pool_file, tmp_path):
+    "Code rows say how their answer ran; maths rows and tables written without a `sandbox` column read with it empty."
+    from bamas_nb.tasks import sandbox_mode
+    df = generate(load_tasks('mini-code', n=1) + load_tasks('mini-math', n=1), [1250], ['naive'], load_pool(pool_file), tmp_path/'exp',
+                  cache=None, progress=False)
+    assert {d: s if isinstance(s, str) else None for d, s in zip(df.dataset, df.sandbox)} == {'mini-code': sandbox_mode(), 'mini-math': None}
+    root = Path(__file__).resolve().parent.parent/'data'/'experience'
+    for table in sorted(root.glob('*/table.parquet'))[:2]:
+        import pyarrow.parquet as pq
+        assert 'sandbox' not in pq.read_schema(table).names
+        old = ExperienceStore(table.parent).read()
+        assert list(old.columns) == SCHEMA.names and old.sandbox.isna().all() and len(old) > 0

@@ -157,3 +157,86 @@ def test_api_bad_input_raises_one_line_bamas_error(case, files, tmp_path):
     with pytest.raises(BamasError) as e: fn()
     msg = str(e.value)
     assert '\n' not in msg and thing in msg and fix in msg, msg
+
+# --- a data set of one's own: bad files, through every command that takes --dataset ---
+
+USER_FILES = {   # name -> contents (None: the file is not there)
+    'missing.jsonl': None,
+    'empty.jsonl': '',
+    'no_answer.jsonl': '{"question": "What is 2 + 2?", "answer": 4}\n{"question": "And 3 + 3?"}\n',
+    'tests_string.jsonl': '{"prompt": "Write f.", "tests": "assert f() == 1"}\n',
+    'tests_item.jsonl': '{"prompt": "Write f.", "tests": ["assert f() == 1", 7]}\n',
+    'dup.jsonl': '{"id": 1, "question": "q1", "answer": 1}\n{"id": 2, "question": "q2", "answer": 2}\n{"id": 1, "question": "q3", "answer": 3}\n',
+    'notes.txt': 'What is 2 + 2?',
+    'bad_line.jsonl': '{"question": "q", "answer": 1}\n{"question": "q2", answer: 2}\n',
+    'shapeless.jsonl': '{"Problem": "q", "Solution": 1}\n',
+    'no_check.jsonl': '{"prompt": "def f():", "test": "assert f() == 1", "entry_point": "f"}\n',
+    'ragged.csv': 'question,answer\nWhat is 1 + 1?,2\nWhat is 2 + 2?,4,extra\n',
+    'header_only.csv': 'question,answer\n',
+    'not_parquet.parquet': 'not parquet at all',
+    'scalar.json': '42',
+}
+# file -> what the one line must say: the file, the row and the field, then the fix
+USER_CASES = {
+    'missing.jsonl':       ('missing.jsonl: no such file', 'check the path'),
+    'empty.jsonl':         ('empty.jsonl: the file is empty', 'one task per row'),
+    'no_answer.jsonl':     ("no_answer.jsonl, row 1, field 'answer': missing", '--field answer=COLUMN'),
+    'tests_string.jsonl':  ("tests_string.jsonl, row 0, field 'tests': must be a list of assert statements, got str", 'write ["assert f(1) == 2", ...]'),
+    'tests_item.jsonl':    ("tests_item.jsonl, row 0, field 'tests': item 1 is 7, not an assert statement", 'make every item a string'),
+    'dup.jsonl':           ("dup.jsonl, row 2, field 'id': duplicate id '1' (row 0 has it too)", 'give every row its own id'),
+    'notes.txt':           ("notes.txt: unknown format '.txt'", 'name it .jsonl, .json, .csv or .parquet'),
+    'bad_line.jsonl':      ('bad_line.jsonl, row 1 (line 2): not valid JSON', 'one JSON object per line'),
+    'shapeless.jsonl':     ('shapeless.jsonl, row 0: cannot tell the task format from its fields (Problem, Solution)', '--field question=COLUMN'),
+    'no_check.jsonl':      ("no_check.jsonl, row 0, field 'test': does not define check(candidate)", 'def check(candidate):'),
+    'ragged.csv':          ('ragged.csv, row 1 (line 3): 3 cells, but the header has 2', 'quote cells'),
+    'header_only.csv':     ('header_only.csv: holds no rows', 'one task per row'),
+    'not_parquet.parquet': ('not_parquet.parquet: not readable as parquet', 'check that it is a parquet file'),
+    'scalar.json':         ('scalar.json: holds a JSON int, not an array of rows', 'write [{...}, {...}]'),
+}
+USER_COMMANDS = {   # how each command names a data set; {f} is the file, {tmp} a scratch folder that must stay empty
+    'tasks':    ['tasks', '--dataset', '{f}'],
+    'grade':    ['grade', '--dataset', '{f}', '--id', '0', '--answer', '4'],
+    'run':      ['run', '--pool', '{dead}', '--dataset', '{f}', '--budget', 1000, '--topology', 'naive'],
+    'generate': ['generate', '--pool', '{dead}', '--dataset', '{f}', '--budgets', 1000, '--topologies', 'naive', '--out', '{tmp}/exp'],
+    'demo':     ['demo', '--datasets', '{f}', '--replay', '07_bamas'],
+}
+
+@pytest.fixture(scope='module')
+def user_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp('user')
+    for name, text in USER_FILES.items():
+        if text is not None: (d/name).write_text(text)
+    return d
+
+@pytest.mark.parametrize('command', list(USER_COMMANDS))
+@pytest.mark.parametrize('case', list(USER_CASES))
+def test_bad_data_file_is_one_line_naming_file_row_and_field(case, command, user_files, files, tmp_path):
+    if command in ('run', 'generate', 'demo') and case not in ('missing.jsonl', 'no_answer.jsonl', 'tests_string.jsonl', 'dup.jsonl', 'notes.txt', 'empty.jsonl'):
+        pytest.skip('every case runs through tasks and grade; the commands that start models get the six named in the issue')
+    thing, fix = USER_CASES[case]
+    argv = [str(a).format(f=user_files/case, tmp=tmp_path, dead=files['dead']) for a in USER_COMMANDS[command]]
+    rc, out, err = run_cli(*argv, env={'BAMAS_CACHE': tmp_path/'c.sqlite', 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'})
+    assert (rc, out) == (2, ''), (rc, out, err)
+    assert one_line_error(err, command) and thing in err and fix in err, err
+    assert list(tmp_path.iterdir()) == [], 'nothing may be written'
+
+def test_bad_field_mapping_and_kind(user_files, tmp_path):
+    f = str(user_files/'no_answer.jsonl')
+    for argv, thing in ((['--field', 'questoin=Problem'], "unknown field 'questoin' in the mapping; fields are id, question"),
+                        (['--field', 'question'], "--field 'question': write FIELD=COLUMN"),
+                        (['--field', 'answer=Answer'], "row 0, field 'answer': missing (looked for the column Answer)")):
+        rc, out, err = run_cli('tasks', '--dataset', f, *argv)
+        assert rc == 2 and out == '' and one_line_error(err, 'tasks') and thing in err, err
+    rc, out, err = run_cli('tasks', '--dataset', 'mini-math', '--field', 'question=q')
+    assert rc == 2 and 'mini-math takes no option fields' in err
+
+def test_bad_data_file_through_the_python_api(user_files):
+    for case, (thing, fix) in USER_CASES.items():
+        with pytest.raises(BamasError) as e: load_tasks(str(user_files/case))
+        assert '\n' not in str(e.value) and thing in str(e.value) and fix in str(e.value), str(e.value)
+
+def test_hub_offline_is_one_line(tmp_path):
+    rc, out, err = run_cli('tasks', '--dataset', 'hf:no-such-owner/no-such-set', env={'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1',
+                                                                                        'HF_HOME': tmp_path/'hf'})
+    assert rc == 2 and out == '' and one_line_error(err, 'tasks'), err
+    assert 'hf:no-such-owner/no-such-set: not in the local Hugging Face cache, and the hub is off' in err and 'unset them' in err

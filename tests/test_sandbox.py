@@ -194,3 +194,85 @@ def test_code_grader_reports_limits():
     g = t.grade('```python\ndef f():\n    while True: pass\n```', limits=Limits(wall_s=1))
     assert not g.correct and g.reason == 'timeout: no result after 1 s (wall clock)'
     assert sandbox_mode() in ('bwrap', 'subprocess')
+
+# --- results that pretend: the asserts compare plain data only --------------------------------------------------
+
+FAKE_TESTS = ['assert similar_elements((3, 4, 5, 6), (5, 7, 4, 10)) == (4, 5)', 'assert similar_elements((1, 2), (2, 3)) != (1,)']
+FAKES = {
+    'always equal': 'class R:\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\ndef similar_elements(a, b): return R()',
+    'never unequal': 'class R:\n    def __ne__(self, o): return False\n    def __eq__(self, o): return True\ndef similar_elements(a, b): return R()',
+    'int subclass': 'class R(int):\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\ndef similar_elements(a, b): return R(0)',
+    'str subclass': 'class R(str):\n    def __eq__(self, o): return True\ndef similar_elements(a, b): return R("x")',
+    'tuple subclass': 'class R(tuple):\n    def __eq__(self, o): return True\ndef similar_elements(a, b): return R()',
+    'tuple holding a fake': 'class E:\n    def __eq__(self, o): return True\n    __hash__ = object.__hash__\ndef similar_elements(a, b): return (E(), E())',
+    'mock.ANY': 'from unittest.mock import ANY\ndef similar_elements(a, b): return ANY',
+    'MagicMock': 'from unittest.mock import MagicMock\ndef similar_elements(a, b):\n    m = MagicMock(); m.__eq__.return_value = True; m.__ne__.return_value = False; return m',
+    'spoofed __class__': 'class R:\n    __class__ = property(lambda s: tuple)\n    def __eq__(self, o): return True\ndef similar_elements(a, b): return R()',
+    'class made at run time': 'def similar_elements(a, b):\n    return type("R", (), {"__eq__": lambda s, o: True, "__ne__": lambda s, o: False})()',
+    'a class as the function': 'class similar_elements:\n    def __init__(self, a, b): pass\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False',
+    'generator of fakes': 'class E:\n    def __eq__(self, o): return True\ndef similar_elements(a, b):\n    yield E()',
+}
+
+@pytest.mark.parametrize('fake', list(FAKES))
+def test_a_result_that_claims_equality_fails(fake):
+    tests = ['assert tuple(similar_elements((3, 4), (4, 5))) == (4,)'] if fake == 'generator of fakes' else FAKE_TESTS
+    r = run_tests(FAKES[fake], tests)
+    assert not r.ok and r.status == 'failed', (r.status, r.reason)
+
+def test_arithmetic_on_a_fake_fails():
+    "HumanEval's float checks subtract: a result whose `-` returns 0 is not a number."
+    code = 'class R:\n    def __sub__(self, o): return 0\n    def __rsub__(self, o): return 0\ndef mean(xs): return R()'
+    r = run_tests(code, ['assert abs(mean([1, 2]) - 1.5) < 1e-9'])
+    assert r.status == 'failed' and 'not plain data' in r.reason, r.reason
+    assert run_tests('def mean(xs): return sum(xs) / len(xs)', ['assert abs(mean([1, 2]) - 1.5) < 1e-9']).ok
+
+def test_honest_results_keep_python_equality():
+    "Subclasses are compared as the builtin value they hold; numbers, tuples and lists keep Python's `==`."
+    cases = {'from collections import namedtuple\nP = namedtuple("P", "x y")\ndef f(): return P(1, 2.0)': 'assert f() == (1, 2)',
+             'from collections import OrderedDict\ndef f(): return OrderedDict(b=[1], a={2})': "assert f() == {'a': {2}, 'b': [1]}",
+             'from fractions import Fraction\ndef f(): return Fraction(1, 2)': 'assert f() == 0.5',
+             'def f(): return 3': 'assert f() == 3.0 and f() in (1, 3) and f() is not None and not f() < 2',
+             'class Node:\n    def __init__(s, v): s.v = v\ndef f(n): return n.v': 'assert f(Node(4)) == 4',
+             'def f(): return (x for x in [1, 2])': 'assert list(f()) == [1, 2]'}
+    for code, test in cases.items():
+        r = run_tests(code, [test])
+        assert r.ok, (code, r.reason)
+    assert not run_tests('def f(): return (1, 2)', ['assert f() == [1, 2]']).ok
+
+def test_humaneval_check_rejects_a_fake():
+    t = Task('he/0', 'he', 'test', 'def total(xs):\n    """Sum."""\n', 'code', 'humaneval', tests=('check(total)',),
+             setup='def check(candidate):\n    assert candidate([1, 2]) == 3\n', meta={'entry_point': 'total'})
+    assert t.grade('    return sum(xs)').correct
+    g = t.grade('```python\nfrom unittest.mock import ANY\ndef total(xs): return ANY\n```')
+    assert not g.correct and 'not plain data' in g.reason, g.reason
+
+# --- saying when the sandbox is weaker --------------------------------------------------------------------------
+
+def test_fallback_warns_once_per_process(monkeypatch, capsys):
+    from bamas_nb import tasks
+    monkeypatch.setattr(tasks, 'bwrap_works', lambda: False)
+    monkeypatch.setattr(tasks, '_WARNED', __import__('threading').Event())
+    monkeypatch.delenv('BAMAS_SANDBOX', raising=False)
+    monkeypatch.setenv('PATH', '/nonexistent')           # as on a machine without bwrap (and prlimit)
+    rs = [run_tests('def f(): return 1', ['assert f() == 1']) for _ in range(2)]
+    assert [r.mode for r in rs] == ['subprocess'] * 2 and all(r.ok for r in rs)
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('bamas: warning: LLM-written code runs WITHOUT isolation (bwrap and prlimit not found)'), err
+    assert 'network' in err and 'apt-get install -y bubblewrap' in err and 'BAMAS_SANDBOX=bwrap' in err
+    monkeypatch.setenv('BAMAS_SANDBOX', 'bwrap')
+    with pytest.raises(tasks.TaskError, match='BAMAS_SANDBOX=bwrap but bubblewrap does not work here'): run_tests('x = 1', ['assert x'])
+
+def test_grade_command_records_the_mode_and_warns_without_bwrap(bamas, tmp_path):
+    "The installed script, with bwrap hidden from its PATH: one warning line, the mode in the JSON; BAMAS_SANDBOX=bwrap refuses."
+    import json, sys
+    (tmp_path/'ref.py').write_text("def count_vowels(s):\n    return sum(1 for ch in s.lower() if ch in 'aeiou')\n")
+    argv = ['grade', '--dataset', 'mini-code', '--id', '1', '--answer-file', tmp_path/'ref.py', '--json']
+    hidden = {'PATH': str(Path(sys.executable).parent), 'BAMAS_SANDBOX': ''}
+    rc, out, err = bamas(*argv, env=hidden)
+    assert rc == 0 and json.loads(out)['sandbox'] == 'subprocess' and json.loads(out)['correct'], (out, err)
+    assert err.count('\n') == 1 and err.startswith('bamas: warning: LLM-written code runs WITHOUT isolation'), err
+    rc, out, err = bamas(*argv[:-1], env={**hidden, 'BAMAS_SANDBOX': 'bwrap'})
+    assert (rc, out) == (2, '') and err.startswith('bamas grade: error: BAMAS_SANDBOX=bwrap') and err.count('\n') == 1, err
+    if shutil.which('bwrap') and bwrap_works():
+        rc, out, err = bamas(*argv)
+        assert rc == 0 and json.loads(out)['sandbox'] == 'bwrap' and err == '', err
