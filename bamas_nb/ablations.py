@@ -265,12 +265,15 @@ def compare_selectors(pool:Pool, budgets, selectors=SELECTORS, **kw) -> pd.DataF
 
 # %% ../nbs/08_ablations.ipynb #f4e7f939
 def logged_teams(df, pool:Pool) -> dict[float, dict]:
-    "The team the topology runs of each budget used (from the `selection` column; the ILP's team where the table has none)."
+    "The team the topology runs of each budget used (from the `selection` column; the ILP's team where the table has none, no entry where none fits)."
     out = {}
     for b, g in df[df.topology.isin(TOPOLOGIES)].groupby('budget'):
         sel = g['selection'].dropna() if 'selection' in g else pd.Series(dtype=str)
         sel = sel[sel != '{}']
-        out[float(b)] = json.loads(sel.mode().iloc[0]) if len(sel) else dict(select_llms(pool, b).counts)
+        if len(sel): out[float(b)] = json.loads(sel.mode().iloc[0])
+        else:
+            try: out[float(b)] = dict(select_llms(pool, b).counts)
+            except InfeasibleBudget: pass           # no team can be hired at this budget: nothing was logged
     return out
 
 def selector_replay(runs, teams:dict[float, dict], pool:Pool, selectors=SELECTORS, strategy:str='bamas') -> pd.DataFrame:

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BamasError, check_budget, load_pool
+from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool
 from .ilp import Selection, InfeasibleBudget, select_llms, min_budget
 from .llm import recording, repo_root
 from .tasks import Task, DataNotFound, DATASETS, load_tasks, file_args, dataset_options
@@ -21,9 +21,9 @@ from .policy import Policy, load_policy
 from .experience import pool_id
 
 # %% auto #0
-__all__ = ['DEFAULT_POOL', 'DEFAULT_POLICY', 'TRAIN_TABLES', 'TRAIN_SETTINGS', 'DEMO_FALLBACK', 'demo_command', 'STRATEGIES',
-           'STRATEGY_LABELS', 'TEST_TABLES', 'PAPER_RESULTS', 'Plan', 'pool_mismatch', 'Bamas', 'train_argv',
-           'train_default_policy', 'load_bamas', 'demo_tasks', 'run_demo', 'local_models', 'LocalServers',
+__all__ = ['DEFAULT_POOL', 'DEFAULT_POLICY', 'TRAIN_TABLES', 'TRAIN_SETTINGS', 'DEMO_FALLBACK', 'DEMO_BUDGETS', 'demo_command',
+           'STRATEGIES', 'STRATEGY_LABELS', 'TEST_TABLES', 'PAPER_RESULTS', 'Plan', 'pool_mismatch', 'Bamas',
+           'train_argv', 'train_default_policy', 'load_bamas', 'demo_tasks', 'run_demo', 'local_models', 'LocalServers',
            'local_servers', 'demo_session', 'complete_runs', 'policy_choices', 'strategy_runs', 'strategy_table',
            'wide_table', 'read_test_tables', 'cost_at_equal_accuracy', 'plot_cost_accuracy', 'paper_results',
            'paper_side_by_side']
@@ -191,7 +191,9 @@ def demo_tasks(datasets=('gsm8k', 'mbpp'), n:int=2, seed:int=0, **file_options) 
     return tasks, notes
 
 # %% ../nbs/07_bamas.ipynb #7bf18886
-def run_demo(bamas:Bamas, tasks, budgets=(875, 1625), cache='default', progress=None) -> dict:
+DEMO_BUDGETS = (BUDGETS[1], BUDGETS[3])     # 1,000 and 2,400 µ$: a pair of agents, and a team of four
+
+def run_demo(bamas:Bamas, tasks, budgets=DEMO_BUDGETS, cache='default', progress=None) -> dict:
     "Plan and solve every task at every budget: one row per run (task, budget, LLMs, topology, correct, cost) and totals."
     budgets, rows, outs = [check_budget(b) for b in budgets], [], []
     for t in tasks:
@@ -254,7 +256,7 @@ def _signals_interrupt():
     finally:
         for s, h in old.items(): signal.signal(s, h)
 
-def demo_session(bamas:Bamas, tasks, budgets=(875, 1625), cache='default', serve:bool=True, progress=None, log=None, **serve_kw) -> dict:
+def demo_session(bamas:Bamas, tasks, budgets=DEMO_BUDGETS, cache='default', serve:bool=True, progress=None, log=None, **serve_kw) -> dict:
     "The live demo: serve the pool's local models (reusing running servers), `run_demo`, and stop only what was started."
     servers = local_servers(bamas.pool, **serve_kw) if serve else None
     with _signals_interrupt():
@@ -268,7 +270,7 @@ def demo_session(bamas:Bamas, tasks, budgets=(875, 1625), cache='default', serve
 # %% ../nbs/07_bamas.ipynb #20f289db
 def _demo_args(p):
     p.add_argument('--n', type=int, default=2, help='tasks per data set (seeded sample of the test split; default 2)')
-    p.add_argument('--budgets', default='875,1625', help='comma-separated budgets per task in µ$ (default 875,1625)')
+    p.add_argument('--budgets', default=','.join(map(str, DEMO_BUDGETS)), help=f"comma-separated budgets per task in µ$ (default {','.join(map(str, DEMO_BUDGETS))})")
     p.add_argument('--datasets', default='gsm8k,mbpp', help='comma-separated data sets or data files (default gsm8k,mbpp; mini sets stand in when missing)')
     file_args(p)
     p.add_argument('--pool', default=None, help=f'pool YAML (default {DEFAULT_POOL})')
@@ -281,7 +283,7 @@ def _demo_args(p):
 def _demo_budgets(text) -> list[float]:
     try: budgets = [check_budget(b) for b in str(text).split(',') if b.strip()]
     except BamasError as e: raise BamasError(f"--budgets: {e}") from None
-    if not budgets: raise BamasError("--budgets: give at least one budget in µ$, e.g. --budgets 875,1625")
+    if not budgets: raise BamasError("--budgets: give at least one budget in µ$, e.g. --budgets 1000,2400")
     return budgets
 
 def _progress(row, i, total):

@@ -11,12 +11,13 @@ import yaml
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TOPOLOGIES', 'PLANNING_PROMPT_TOKENS', 'LLM_KEYS', 'BamasError', 'PoolError', 'BudgetError', 'check_topology',
-           'check_budget', 'LLM', 'call_cost', 'est_call_cost', 'llm_from_dict', 'Pool', 'pool_from_dict', 'load_pool',
-           'pool_to_dict', 'save_pool', 'Usage', 'fixed_widget']
+__all__ = ['TOPOLOGIES', 'BUDGETS', 'PLANNING_PROMPT_TOKENS', 'LLM_KEYS', 'BamasError', 'PoolError', 'BudgetError',
+           'check_topology', 'check_budget', 'LLM', 'call_cost', 'est_call_cost', 'llm_from_dict', 'Pool',
+           'pool_from_dict', 'load_pool', 'pool_to_dict', 'save_pool', 'Usage', 'fixed_widget']
 
 # %% ../nbs/00_core.ipynb #fbdcb44d
 TOPOLOGIES = ('linear', 'star', 'feedback', 'planner')   # Linear, Star, Feedback, Planner-driven
+BUDGETS = (600, 1000, 1700, 2400, 3500)   # µ$ per task: the experience grid, each level a different team of the local pool (ILP notebook)
 
 # %% ../nbs/00_core.ipynb #0f1f2a24
 class BamasError(ValueError):

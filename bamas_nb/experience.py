@@ -12,15 +12,15 @@ import pandas as pd
 import pyarrow as pa, pyarrow.parquet as pq
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BamasError, check_budget, load_pool, pool_to_dict
+from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, pool_to_dict
 from .ilp import select_llms, InfeasibleBudget
-from .tasks import Task, load_tasks, dataset_args, dataset_options
+from .tasks import Task, load_tasks, sample_tasks, dataset_args, dataset_options
 from .topologies import run_topology, check_strategy, Outcome
 from .llm import check_model
 
 # %% auto #0
-__all__ = ['SCHEMA', 'KEY', 'generate_command', 'pool_id', 'run_key', 'record_of', 'ExperienceStore', 'read_trace', 'failures',
-           'generate', 'failure_reason']
+__all__ = ['SCHEMA', 'KEY', 'PILOT', 'generate_command', 'pool_id', 'run_key', 'record_of', 'ExperienceStore', 'read_trace',
+           'failures', 'generate', 'failure_reason', 'pilot_tasks', 'interleave']
 
 # %% ../nbs/05_experience.ipynb #2c6089d1
 SCHEMA = pa.schema([
@@ -29,7 +29,7 @@ SCHEMA = pa.schema([
     ('calls', pa.int64()), ('stopped_by_budget', pa.bool_()), ('feasible', pa.bool_()), ('failed_calls', pa.int64()),
     ('selection', pa.string()), ('extracted', pa.string()), ('reason', pa.string()), ('seconds', pa.float64()),
     ('trace_id', pa.string()), ('pool_id', pa.string()), ('created_at', pa.string()),
-    ('sandbox', pa.string())])
+    ('sandbox', pa.string()), ('truncated', pa.bool_()), ('final_turn', pa.string())])
 KEY = ('task_id', 'budget', 'topology')
 
 def pool_id(pool:Pool) -> str:
@@ -48,14 +48,23 @@ def record_of(task:Task, budget:float, topology:str, outcome:Outcome|None, pid:s
     base = dict(task_id=task.id, dataset=task.dataset, split=task.split, text=task.text, budget=float(budget), topology=topology,
                 trace_id=run_key(task.id, budget, topology), pool_id=pid, created_at=_now())
     if outcome is None:
-        return base | dict(correct=False, cost=0.0, calls=0, stopped_by_budget=False, feasible=False, failed_calls=0,
-                           selection='{}', extracted=None, reason='infeasible: the budget cannot pay for a team', seconds=0.0, sandbox=None)
+        return base | dict(correct=False, cost=0.0, calls=0, stopped_by_budget=False, feasible=False, failed_calls=0, selection='{}',
+                           extracted=None, reason='infeasible: the budget cannot pay for a team', seconds=0.0, sandbox=None,
+                           truncated=False, final_turn=None)
     return base | dict(correct=outcome.correct, cost=outcome.cost, calls=outcome.calls, stopped_by_budget=outcome.stopped_by_budget,
                        feasible=True, failed_calls=sum(t.note.startswith('failed') for t in outcome.trace),
                        selection=json.dumps(dict(Counter(outcome.llms))), extracted=outcome.grade.extracted,
-                       reason=outcome.grade.reason, seconds=round(outcome.seconds, 3), sandbox=outcome.grade.sandbox)
+                       reason=outcome.grade.reason, seconds=round(outcome.seconds, 3), sandbox=outcome.grade.sandbox,
+                       truncated=outcome.truncated, final_turn=outcome.final_turn)
 
 # %% ../nbs/05_experience.ipynb #d390e9a3
+def _read_part(p) -> pa.Table:
+    "A Parquet part in the current schema (columns added since it was written come back as missing values)."
+    t = pq.read_table(p)
+    for f in SCHEMA:
+        if f.name not in t.column_names: t = t.append_column(f.name, pa.nulls(len(t), f.type))
+    return t.select(SCHEMA.names).cast(SCHEMA)
+
 class ExperienceStore:
     "An experience table on disk: a directory of atomically written Parquet parts plus traces."
     def __init__(self, path):
@@ -71,7 +80,7 @@ class ExperienceStore:
         "All runs written so far, the newest row of each (a corrupt part raises an error naming it)."
         frames = []
         for p in self.parts():
-            try: frames.append(pq.read_table(p, schema=SCHEMA).to_pandas())
+            try: frames.append(_read_part(p).to_pandas())
             except Exception as e: raise BamasError(f"{p}: not a readable experience part ({type(e).__name__}); delete it and resume to redo its runs") from None
         df = pd.concat(frames, ignore_index=True) if frames else SCHEMA.empty_table().to_pandas()
         return df.drop_duplicates(list(KEY), keep='last').reset_index(drop=True)
@@ -230,11 +239,29 @@ def _generate_ray(todo, pool, cache, pid, store, progress):
         for r in pending: ray.cancel(r)
         bar.close()
 
+# %% ../nbs/05_experience.ipynb #678664b5
+PILOT = {'gsm8k': ('gsm8k', 'train', 30), 'mbpp': ('mbpp', 'train', 30), 'math': ('math', 'test', 20)}
+
+def pilot_tasks(n:int|None=None) -> dict[str, list[Task]]:
+    "The pilot's tasks per data set (the first `n` of each when given): GSM8K and MBPP train samples, MATH beyond MATH500."
+    out = {}
+    for name, (ds, split, k) in PILOT.items():
+        k = k if n is None else min(n, k)
+        if ds != 'math': out[name] = load_tasks(ds, split, n=k); continue
+        in500, every = {t.text for t in load_tasks('math500')}, load_tasks(ds, split)
+        out[name] = [t for t in sample_tasks(every, len(every)) if t.text not in in500][:k]
+    return out
+
+def interleave(groups:dict) -> list:
+    "The items of several lists taken in turn: first of each, then second of each, …"
+    lists = list(groups.values())
+    return [l[i] for i in range(max(map(len, lists), default=0)) for l in lists if i < len(l)]
+
 # %% ../nbs/05_experience.ipynb #044c0f48
 def _generate_args(p):
     p.add_argument('--pool', required=True); dataset_args(p); p.add_argument('--split', default=None)
     p.add_argument('--n', type=int, default=None, help='number of tasks (seeded sample; default all)'); p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--budgets', default='500,875,1250,1625,2000', help='comma-separated budgets in µ$')
+    p.add_argument('--budgets', default=','.join(map(str, BUDGETS)), help=f"comma-separated budgets in µ$ (default {','.join(map(str, BUDGETS))})")
     p.add_argument('--topologies', default=','.join(TOPOLOGIES), help='comma-separated topologies (and baselines)')
     p.add_argument('--out', required=True, help='experience table directory')
     p.add_argument('--concurrency', type=int, default=1, help='runs in flight')
@@ -258,7 +285,7 @@ def _call_settings(args):
 def _generate_run(args) -> dict:
     try: budgets = [check_budget(b) for b in args.budgets.split(',') if b.strip()]
     except BamasError as e: raise BamasError(f"--budgets: {e}") from None
-    if not budgets: raise BamasError("--budgets: no budget given; pass e.g. --budgets 500,1250")
+    if not budgets: raise BamasError("--budgets: no budget given; pass e.g. --budgets 1000,2400")
     _call_settings(args)
     if args.backend == 'ray' and args.ray_address:
         import ray; ray.init(address=args.ray_address)

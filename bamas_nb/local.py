@@ -551,17 +551,21 @@ def record(targets, fresh:bool=False, serve:bool=True, names=None) -> list[dict]
     env, results = {**os.environ, 'BAMAS_RECORD': '1'}, []
     with (serve_local(names, reuse=True) if serve else nullcontext()):
         for t in targets:
-            r, bak = recs[t], recs[t].with_name(recs[t].name + '.bak')
+            r, bak, part = (recs[t].with_name(recs[t].name + x) for x in ('', '.bak', '.partial'))
             before, existed = _answers(r), r.exists()
             if existed: shutil.copy2(r, bak)
             if fresh: r.unlink(missing_ok=True)
+            if part.exists():                      # answers an earlier, failed attempt made: used, not asked again
+                with open(r, 'a', encoding='utf-8') as f: f.write(part.read_text(encoding='utf-8'))
             print(f"recording {t} -> data/recordings/{r.name} ...", file=sys.stderr, flush=True)
             t0 = time.monotonic(); p = _run_target(t, env)
             if p.returncode != 0:
+                made = _answers(r)
+                if r.exists(): os.replace(r, part)
                 if existed: os.replace(bak, r)
-                else: r.unlink(missing_ok=True)
-                raise BamasError(f"{t} failed while recording (its recording is unchanged):\n{(p.stdout + p.stderr)[-3000:]}")
-            bak.unlink(missing_ok=True)
+                raise BamasError(f"{t} failed while recording (its recording is unchanged; the {made} answers of this attempt are kept "
+                                 f"in data/recordings/{part.name} for the next one):\n{(p.stdout + p.stderr)[-3000:]}")
+            bak.unlink(missing_ok=True); part.unlink(missing_ok=True)
             Recording(r, 'off').tidy()
             results.append({'target': str(t), 'recording': f"data/recordings/{r.name}", 'answers_before': before,
                             'answers_after': _answers(r), 'seconds': round(time.monotonic() - t0, 1)})

@@ -6,17 +6,17 @@ def test_select_json(bamas, paper_pool):
     rc, out, err = bamas('select', '--pool', paper_pool, '--budget', '1250', '--json')
     assert rc == 0, err
     r = json.loads(out)                                   # exactly one JSON object
-    assert r['counts'] == {'deepseek-v3': 3} and r['llms'] == ['deepseek-v3']*3
-    assert r['est_cost'] == pytest.approx(1249.8) and r['weights'] == {'1': 9, '2': 1}
+    assert r['counts'] == {'deepseek-v3': 1, 'gpt-4.1-nano': 2} and r['llms'] == ['deepseek-v3', 'gpt-4.1-nano', 'gpt-4.1-nano']
+    assert r['est_cost'] == pytest.approx(1207.8) and r['weights'] == {'1': 5, '2': 1}
 
 def test_select_text(bamas, local_pool):
-    rc, out, _ = bamas('select', '--pool', local_pool, '--budget', '500')
+    rc, out, _ = bamas('select', '--pool', local_pool, '--budget', '800')
     assert rc == 0 and '3 x qwen-0.5b' in out
 
 @pytest.mark.parametrize('args,msg', [
     (['--budget', '-5'], 'budget must be > 0'), (['--budget', 'nan'], 'budget must be finite'),
     (['--budget', 'abc'], "got 'abc'"), (['--budget', '0'], 'budget must be > 0'),
-    (['--budget', '100'], 'raise the budget to at least 304.8')])
+    (['--budget', '100'], 'raise the budget to at least 509.6')])
 def test_select_bad_budget(bamas, paper_pool, args, msg):
     rc, out, err = bamas('select', '--pool', paper_pool, *args, '--json')
     assert rc == 2 and msg in json.loads(out)['error']

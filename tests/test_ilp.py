@@ -2,7 +2,7 @@
 import itertools, json, math
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
-from bamas_nb.core import LLM, Pool, BamasError, est_call_cost, load_pool
+from bamas_nb.core import LLM, Pool, BamasError, est_call_cost, load_pool, BUDGETS
 from bamas_nb.ilp import select_llms, tier_weights, InfeasibleBudget, min_budget
 
 def brute(pool, B, min_llms, max_per_llm):
@@ -52,15 +52,16 @@ def test_one_higher_tier_outweighs_any_feasible_lower_team(pool, B):
 
 def test_paper_budget_grid(paper_pool):
     pool = load_pool(paper_pool)
-    got = {b: dict(select_llms(pool, b).counts) for b in (500, 875, 1250, 1625, 2000)}
-    assert got == {500: {'gpt-4.1-nano': 3}, 875: {'deepseek-v3': 2}, 1250: {'deepseek-v3': 3},
-                   1625: {'deepseek-v3': 3, 'gpt-4.1-nano': 2}, 2000: {'deepseek-v3': 4, 'gpt-4.1-nano': 2}}
+    # every call reserves its whole 512-token cap, so a DeepSeek-V3 call is planned at 698.2 µ$ and a nano call at 254.8 µ$
+    got = {b: dict(select_llms(pool, b).counts) for b in BUDGETS}
+    assert got == {600: {'gpt-4.1-nano': 2}, 1000: {'deepseek-v3': 1, 'gpt-4.1-nano': 1}, 1700: {'deepseek-v3': 2, 'gpt-4.1-nano': 1},
+                   2400: {'deepseek-v3': 3, 'gpt-4.1-nano': 1}, 3500: {'deepseek-v3': 5}}
 
 def test_infeasible_reports_minimum(paper_pool):
     pool = load_pool(paper_pool)
     with pytest.raises(InfeasibleBudget) as e: select_llms(pool, 100)
-    assert e.value.min_budget == pytest.approx(min_budget(pool)) == pytest.approx(304.8)
-    assert 'at least 304.8 µ$' in str(e.value)
+    assert e.value.min_budget == pytest.approx(min_budget(pool)) == pytest.approx(509.6)
+    assert 'at least 509.6 µ$' in str(e.value)
 
 def test_free_tier_is_bounded_by_max_per_llm():
     pool = Pool((LLM('big', 'x/big', 1, 1.0, 4.0, 256), LLM('free', 'x/free', 2, 0.0, 0.0, 256)))

@@ -205,8 +205,13 @@ def test_record_refreshes_a_recording(tmp_path, monkeypatch):
     assert record([t], fresh=True, serve=False)[0]['answers_after'] == 1      # --fresh drops answers no longer asked for
     before = rec.read_text()
     t.write_text(TARGET.format(bench=str(ROOT/'benchmarks'), questions=['z'], fail=True))
-    with pytest.raises(BamasError, match='failed while recording \\(its recording is unchanged\\)'): record([t], fresh=True, serve=False)
+    with pytest.raises(BamasError, match='failed while recording \\(its recording is unchanged; the 1 answers of this attempt are kept'):
+        record([t], fresh=True, serve=False)
+    part = tmp_path/'recs'/'test_rec_target.jsonl.partial'
     assert rec.read_text() == before and not (tmp_path/'recs'/'test_rec_target.jsonl.bak').exists()
+    assert [json.loads(l)['messages'][-1]['content'] for l in part.read_text().splitlines()] == ['z']    # kept
+    t.write_text(TARGET.format(bench=str(ROOT/'benchmarks'), questions=['z'], fail=False))
+    assert record([t], fresh=True, serve=False)[0]['answers_after'] == 1 and not part.exists()   # used, then removed
 
 def test_a_failed_first_recording_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setenv('BAMAS_RECORDINGS', str(tmp_path/'recs'))

@@ -40,3 +40,20 @@ def test_saved_widgets_have_fixed_ids():
         random = sorted(i for i in ids if re.fullmatch(r'[0-9a-f]{32}', i))
         assert not random, f"{path.name} saves widgets with random ids {random[:3]}: make them with bamas_nb.core.fixed_widget"
     assert {'01_ilp.ipynb', '08_ablations.ipynb'} <= set(seen), sorted(seen)  # the explorers are on display, with their state saved
+
+def test_no_cell_mixes_imports_with_other_code():
+    # nbdev's docs pass runs every cell that imports something, in a fresh kernel without the cells before it:
+    # such a cell must hold imports (and definitions) only (nbdev.processors._do_eval), or the docs build fails on names it never defined
+    import ast, json
+    bad = []
+    for path in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for i, cell in enumerate(json.loads(path.read_text())['cells']):
+            src = ''.join(cell['source'])
+            if cell['cell_type'] != 'code' or 'nbdev_export()' in src or '#| eval: false' in src: continue
+            if any(d in src for d in ('#| export', '#| exports', '#| exporti', '#| exec_doc')): continue
+            try: tree = ast.parse('\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!'))))
+            except SyntaxError: continue
+            imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+            if imports and not all(isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)) for n in tree.body):
+                bad.append(f'{path.name} cell {i}: {src.splitlines()[0]}')
+    assert not bad, 'move the imports into an imports-only cell:\n' + '\n'.join(bad)

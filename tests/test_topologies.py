@@ -2,27 +2,40 @@
 import random
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
-from bamas_nb.core import LLM, Pool, TOPOLOGIES, BamasError, load_pool
+from bamas_nb.core import LLM, Pool, TOPOLOGIES, BUDGETS, BamasError, load_pool
 from bamas_nb.ilp import select_llms, InfeasibleBudget
 from bamas_nb.tasks import load_tasks
-from bamas_nb.topologies import run_topology, majority, verdict, parse_steps, check_strategy, BASELINES
+from bamas_nb.topologies import run_topology, answer_groups, verdict, parse_steps, check_strategy, BASELINES
 
 class Scripted:
-    "A provider that answers by role; `n_out` completion tokens (None: the request's max_tokens), prompt tokens ≈ chars/4."
-    def __init__(self, n_out=40, review='ACCEPT', answer='\\boxed{150}', seed=0):
-        self.n_out, self.review, self.answer, self.calls, self.rng = n_out, review, answer, [], random.Random(seed)
-    def text(self, messages):
+    """A provider that answers by role. `answer` is the solver's final answer and `check` the independent reviewer's
+    (maths); `review` the code reviewer's reply; `n_out` completion tokens (None: the request's max_tokens);
+    `cut` the roles whose first reply ends at its cap; prompt tokens ≈ chars/6."""
+    def __init__(self, n_out=40, review='ACCEPT', answer='\\boxed{150}', check=None, cut=(), samples=None):
+        self.n_out, self.review, self.answer, self.check, self.cut, self.samples = n_out, review, answer, check or answer, set(cut), samples
+        self.calls = []
+    def text(self, messages, params):
         u = messages[-1]['content']
+        if u.startswith('Continue exactly'): return 'so the total is ' + self.answer + '.'
+        if u.startswith('You ran out of space'): return self.answer
         if 'ACCEPT or REJECT' in u: return self.review
         if 'Split the work' in u: return 'Step 1: read.\nStep 2: compute.\nStep 3: check.'
         if 'python' in messages[0]['content']:
             return '```python\ndef merge_sorted(a, b):\n    return sorted(a + b)\n```'
+        if 'Solve it independently' in u: return f'I get {self.check}.'
+        if self.samples and params.get('temperature', 0) > 0: return f'The total is {self.samples[len(self.calls) % len(self.samples)]}.'
         return f'The total is {self.answer}.'
+    def role(self, u):
+        return next((r for r, k in [('verify', "colleague's"), ('check', 'Solve it independently'), ('solve', 'Solve it.')] if k in u), 'other')
     def complete(self, llm, messages, params, timeout):
-        self.calls.append((llm.name, messages[-1]['content'][:30]))
+        u = messages[-1]['content']
+        text = self.text(messages, params)
+        self.calls.append((llm.name, u[:30], params.get('temperature', 0)))
         n = params['max_tokens'] if self.n_out is None else min(self.n_out, params['max_tokens'])
-        return {'text': self.text(messages), 'finish_reason': 'stop', 'prompt_tokens': sum(len(m['content']) for m in messages)//6 + 4,
-                'completion_tokens': n}
+        cut = self.role(u) in self.cut and messages[-2]['role'] != 'assistant'
+        if cut: text, n = 'Let me work through it step by step', params['max_tokens']
+        return {'text': text, 'finish_reason': 'length' if cut else 'stop',
+                'prompt_tokens': sum(len(m['content']) for m in messages)//6 + 4, 'completion_tokens': n}
     async def acomplete(self, *a): return self.complete(*a)
 
 @pytest.fixture(scope='module')
@@ -35,34 +48,63 @@ def code_task(): return load_tasks('mini-code', n=1, seed=0)[0]     # merge_sort
 @pytest.mark.parametrize('strategy', list(TOPOLOGIES) + list(BASELINES))
 def test_every_strategy_solves_with_a_cooperative_model(strategy, pool, math_task, code_task):
     for task in (math_task, code_task):
-        out = run_topology(strategy, task, select_llms(pool, 1250), cache=None, provider=Scripted())
-        assert out.correct, (strategy, task.id, out.grade)
-        assert out.cost <= out.budget and not out.stopped_by_budget
-        assert out.calls == len([t for t in out.trace if t.ok]) >= 1
+        for budget in BUDGETS:
+            out = run_topology(strategy, task, select_llms(pool, budget), cache=None, provider=Scripted())
+            assert out.correct, (strategy, task.id, budget, out.grade)
+            assert out.cost <= out.budget and not out.truncated and out.final_turn is not None
+            assert out.calls == len([t for t in out.trace if t.ok]) >= 1
 
-def test_linear_runs_weakest_first_and_keeps_last(pool, math_task):
+def test_the_budget_grid_hires_a_different_team_at_every_level(pool):
+    teams = [tuple(sorted(select_llms(pool, b).counts.items())) for b in BUDGETS]
+    assert len(set(teams)) == len(BUDGETS)
+
+def test_linear_chains_at_most_k_strongest_last(pool, math_task):
     p = Scripted()
-    out = run_topology('linear', math_task, select_llms(pool, 2000), cache=None, provider=p)
-    names = [n for n, _ in p.calls]
-    assert names == ['qwen-0.5b', 'qwen-0.5b', 'qwen-1.5b', 'qwen-1.5b', 'qwen-1.5b', 'qwen-1.5b']
-    assert [t.role for t in out.trace] == ['solve'] + ['improve']*5
+    out = run_topology('linear', math_task, select_llms(pool, 1000), cache=None, provider=p)
+    assert [n for n, _, _ in p.calls] == ['qwen-0.5b', 'qwen-1.5b'] and [t.role for t in out.trace] == ['solve', 'verify']
+    p = Scripted()
+    out = run_topology('linear', math_task, select_llms(pool, 3500), cache=None, provider=p)     # five 1.5B hired
+    assert [t.role for t in out.trace] == ['solve', 'verify', 'verify'] and out.final_turn == 'verify'
 
-def test_feedback_revises_while_rejected(pool, math_task):
-    out = run_topology('feedback', math_task, select_llms(pool, 2000), cache=None, provider=Scripted(review='REJECT\nwrong sum'))
-    assert [t.role for t in out.trace] == ['solve', 'review', 'revise', 'review', 'revise', 'review', 'revise']
-    assert [t.agent for t in out.trace if t.role == 'revise'] == ['qwen-1.5b']*3
-    accepted = run_topology('feedback', math_task, select_llms(pool, 2000), cache=None, provider=Scripted(review='ACCEPT'))
-    assert [t.role for t in accepted.trace] == ['solve', 'review']
+def test_a_cut_off_reply_is_continued_and_still_one_agent(pool, math_task):
+    out = run_topology('naive', math_task, select_llms(pool, 2400), cache=None, provider=Scripted(cut={'solve'}))
+    assert [t.role for t in out.trace] == ['solve', 'continue'] and [t.finish_reason for t in out.trace] == ['length', 'stop']
+    assert out.correct and not out.truncated and out.final_turn == 'solve' and len(set(out.llms)) == 1
 
-def test_star_votes_and_code_aggregates(pool, math_task, code_task):
-    out = run_topology('star', math_task, select_llms(pool, 1250), cache=None, provider=Scripted())
-    assert [t.role for t in out.trace] == ['solve']*3
-    out = run_topology('star', code_task, select_llms(pool, 1250), cache=None, provider=Scripted())
-    assert [t.role for t in out.trace] == ['solve']*3 + ['aggregate'] and out.correct
+def test_a_cut_off_reply_that_cannot_be_continued_is_marked(pool, math_task):
+    # at 600 µ$ a 0.5B reply at its full cap leaves no room for a continuation: the run is cut off, never over budget
+    out = run_topology('single', math_task, select_llms(pool, 600), cache=None, provider=Scripted(cut={'solve'}, n_out=None))
+    assert out.cost <= 600 and out.trace[0].finish_reason == 'length'
+    assert out.truncated == (not any(t.role == 'continue' and t.ok and t.finish_reason == 'stop' for t in out.trace))
 
-def test_majority_uses_graded_equivalence(math_task):
-    assert majority(math_task, ['so \\boxed{150}', 'it is \\boxed{149}', 'answer: 150.0', None]) == 'so \\boxed{150}'
-    assert majority(math_task, [None, None]) is None
+def test_feedback_reviewer_solves_independently_and_rejects_disagreement(pool, math_task):
+    out = run_topology('feedback', math_task, select_llms(pool, 2400), cache=None, provider=Scripted(check='\\boxed{149}'))
+    assert [t.role for t in out.trace] == ['solve', 'check', 'revise', 'check', 'revise', 'check', 'revise']
+    reviews = [t for t in out.trace if t.role == 'check']
+    assert [t.verdict for t in reviews] == [False]*3 and {t.reviewed for t in reviews} == {'150'}
+    assert all(t.agent == 'qwen-1.5b' for t in out.trace)           # never the weaker 0.5B as reviewer
+    agree = run_topology('feedback', math_task, select_llms(pool, 2400), cache=None, provider=Scripted())
+    assert [t.role for t in agree.trace] == ['solve', 'check'] and agree.trace[1].verdict is True
+
+def test_feedback_rejects_a_reply_without_a_final_answer_unread(pool, math_task):
+    out = run_topology('feedback', math_task, select_llms(pool, 2400), cache=None, provider=Scripted(answer='one hundred and fifty'))
+    unread = [t for t in out.trace if t.note.startswith('rejected unread')]
+    assert unread and all(t.verdict is False and t.cost == 0 for t in unread) and 'redo' in [t.role for t in out.trace]
+
+def test_feedback_code_reviewer_says_no(pool, code_task):
+    out = run_topology('feedback', code_task, select_llms(pool, 2400), cache=None, provider=Scripted(review='REJECT\nwrong order'))
+    assert [t.role for t in out.trace] == ['solve'] + ['check', 'revise']*3 and [t.verdict for t in out.trace if t.role == 'check'] == [False]*3
+
+def test_star_samples_at_least_three_and_breaks_ties(pool, math_task, code_task):
+    p = Scripted(samples=['\\boxed{150}', '\\boxed{149}'])
+    out = run_topology('star', math_task, select_llms(pool, 1700), cache=None, provider=p)
+    solves = [t for t in out.trace if t.role == 'solve']
+    assert len(solves) >= 3 and all(temp > 0 for _, u, temp in p.calls if u.startswith('Problem'))
+    out = run_topology('star', code_task, select_llms(pool, 1700), cache=None, provider=Scripted())
+    assert [t.role for t in out.trace] == ['solve']*3 and out.correct      # identical candidates: nothing to aggregate
+
+def test_answer_groups_use_graded_equivalence(math_task):
+    assert answer_groups(math_task, ['so \\boxed{150}', 'it is \\boxed{149}', 'answer: 150.0', 'no idea']) == [['so \\boxed{150}', 'answer: 150.0'], ['it is \\boxed{149}']]
 
 def test_helpers():
     assert [verdict(s) for s in ['ACCEPT.', 'Reject', 'maybe']] == [True, False, None]
@@ -70,19 +112,20 @@ def test_helpers():
     with pytest.raises(BamasError, match='unknown topology'): check_strategy('mesh')
 
 def test_budget_stop_keeps_best_answer(pool, math_task):
-    # three 0.5B agents at 500 µ$; every answer is max_tokens long, so the review of a long answer cannot fit
-    out = run_topology('feedback', math_task, select_llms(pool, 500), cache=None, provider=Scripted(n_out=None, review='REJECT\nno'))
-    assert out.stopped_by_budget and out.cost <= 500
-    assert out.answer is not None and out.correct            # the first solution stands
+    # two 0.5B agents at 600 µ$; every answer is max_tokens long, so the reviews soon cannot fit
+    out = run_topology('feedback', math_task, select_llms(pool, 600), cache=None, provider=Scripted(n_out=None, check='\\boxed{149}'))
+    assert out.stopped_by_budget and out.cost <= 600
+    assert out.answer is not None
     assert any(t.note.startswith('refused') for t in out.trace)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(strategy=st.sampled_from(list(TOPOLOGIES) + list(BASELINES)), budget=st.floats(310, 3000),
-       n_out=st.one_of(st.none(), st.integers(1, 256)), review=st.sampled_from(['ACCEPT', 'REJECT\nbad', 'hmm']),
+@given(strategy=st.sampled_from(list(TOPOLOGIES) + list(BASELINES)), budget=st.floats(560, 4000),
+       n_out=st.one_of(st.none(), st.integers(1, 512)), review=st.sampled_from(['ACCEPT', 'REJECT\nbad', 'hmm']),
        kind=st.sampled_from(['math', 'code']))
 def test_spend_never_exceeds_budget(pool, math_task, code_task, strategy, budget, n_out, review, kind):
     task = math_task if kind == 'math' else code_task
-    out = run_topology(strategy, task, select_llms(pool, budget), cache=None, provider=Scripted(n_out=n_out, review=review))
+    p = Scripted(n_out=n_out, review=review, check='\\boxed{149}' if review != 'ACCEPT' else None, cut={'solve', 'verify'} if n_out is None else ())
+    out = run_topology(strategy, task, select_llms(pool, budget), cache=None, provider=p)
     assert out.cost <= budget + 1e-9
     assert out.usage.calls == len([t for t in out.trace if t.ok])
 
@@ -99,7 +142,7 @@ def test_run_cli_against_a_fake_server(bamas, tmp_path):
                              '--topology', 'feedback', '--cache', 'off', '--json')
     assert rc == 0, err
     r = json.loads(out)
-    assert len(r['tasks']) == 3 and set(r['tasks'][0]) == {'id', 'budget', 'topology', 'llms', 'correct', 'cost', 'calls', 'stopped_by_budget'}
+    assert len(r['tasks']) == 3 and set(r['tasks'][0]) == {'id', 'budget', 'topology', 'llms', 'correct', 'cost', 'calls', 'stopped_by_budget', 'truncated', 'final_turn'}
     assert set(r['totals']) == {'n', 'accuracy', 'mean_cost', 'over_budget'} and r['totals']['over_budget'] == 0
     assert err.count('[') >= 3                                       # per-task progress on stderr
     rc, out, err = bamas('run', '--pool', tmp_path/'pool.yaml', '--dataset', 'mini-math', '--budget', '600', '--topology', 'mesh', '--json')

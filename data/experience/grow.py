@@ -1,6 +1,8 @@
 """Grow the committed experience tables one task at a time, taking the tables in turn (resumable: rerun to go on).
 
-With servers for data/pools/local.yaml running (`bamas serve-local`), from the repository root:
+These tables hold runs of the topologies as they were on 2026-12-03 (before the redesign of notebook 04, 256-token
+cap, pool data/pools/local-256.yaml); runs of the current topologies belong in new tables (see data/experience/pilot-v2),
+not in these. With servers for the local models running (`bamas serve-local`), from the repository root:
 
     python data/experience/grow.py --n 100
     python data/experience/grow.py --benchmark --n 20   # the test tables first, on the benchmark grid only (below)
@@ -11,7 +13,7 @@ Runs on the test tables also go into data/recordings/04_benchmarks.jsonl (the re
 it already holds cost nothing). Round k adds the k-th task of each table's seeded sample (seed 0, the same order `bamas generate --n k` uses), so
 every table grows evenly and an interruption costs at most the runs in flight. Each round is exactly
 
-    bamas generate --pool data/pools/local.yaml --dataset DS --split SPLIT --n k --out data/experience/DS-SPLIT \
+    bamas generate --pool data/pools/local-256.yaml --dataset DS --split SPLIT --n k --out data/experience/DS-SPLIT \
         --budgets 500,875,1250,1625,2000 --topologies TOPOLOGIES
 
 With --benchmark, only the three test tables grow, and only on the grid of the topologies notebook's benchmark
@@ -114,7 +116,7 @@ def main(argv=None):
     p.add_argument('--n', type=int, default=100, help='grow every table to this many tasks')
     p.add_argument('--start', type=int, default=1, help='first round (rounds already complete are skipped anyway)')
     p.add_argument('--tables', default=','.join(TABLES), help='comma-separated subset of ' + ', '.join(TABLES))
-    p.add_argument('--pool', default='data/pools/local.yaml')
+    p.add_argument('--pool', default='data/pools/local-256.yaml')
     p.add_argument('--concurrency', type=int, default=2, help='runs in flight (per table with --tables-at-once)')
     p.add_argument('--tables-at-once', action='store_true',
                    help="grow a round's tables side by side, so that one table's last slow runs do not leave the servers idle")
