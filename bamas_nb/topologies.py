@@ -8,7 +8,7 @@ import re, time
 from dataclasses import dataclass, field
 from fastcore.basics import patch
 from collections import Counter
-from .core import LLM, Pool, Usage, TOPOLOGIES, BamasError, check_budget, check_topology, est_call_cost, load_pool
+from .core import LLM, Pool, Usage, TOPOLOGIES, BamasError, check_budget, check_topology, est_call_cost, load_pool, POOL_HELP
 from .ilp import Selection, select_llms
 from .llm import Meter, BudgetExhausted, recording
 from .tasks import Task, Grade, load_tasks, get_task
@@ -384,13 +384,13 @@ def benchmark_runs(pool:Pool, n:int=20, budgets=(500, 1250, 2000), strategies=TO
             if progress: print(f"{task.id}: {sum(o.correct for o in outs)}/{len(outs)} correct, {sum(o.cost for o in outs):,.0f} µ$", flush=True)
             yield from outs
 
-def record_benchmarks(pool_path='data/pools/local.yaml', n:int=20, name:str='04_benchmarks'):
+def record_benchmarks(pool_path='local', n:int=20, name:str='04_benchmarks'):
     "Extend `data/recordings/{name}.jsonl` with live runs (the servers of the pool must be up); resumable."
     for _ in benchmark_runs(load_pool(pool_path), n, cache=recording(name, mode='rw'), progress=True): pass
 
 # %% ../nbs/04_topologies.ipynb #8bcae730
 def _run_args(p):
-    p.add_argument('--pool', required=True, help='pool YAML, e.g. data/pools/local.yaml')
+    p.add_argument('--pool', required=True, help=POOL_HELP)
     p.add_argument('--dataset', required=True, help='gsm8k, mbpp, math500, math, mini-math, mini-code …')
     p.add_argument('--split', default=None, help='split (default: the data set\'s first)')
     p.add_argument('--n', type=int, default=5, help='number of tasks (seeded sample)')
