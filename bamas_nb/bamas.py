@@ -71,15 +71,15 @@ def to_dict(self:Plan) -> dict:
 # %% ../nbs/07_bamas.ipynb #f5307fbe
 def _as_pool(x) -> Pool:
     if isinstance(x, Pool): return x
-    if isinstance(x, Policy): raise BamasError("Bamas(pool, policy): the first argument is a Policy; pass the pool first, e.g. Bamas('data/pools/local.yaml', 'data/policies/local.pt')")
+    if isinstance(x, Policy): raise BamasError("Bamas(pool, policy): the first argument is a Policy; pass the pool first, e.g. Bamas('local', 'my-policy.pt')")
     if isinstance(x, (str, Path)): return load_pool(x)
-    raise BamasError(f"pool must be a Pool or the path of a pool YAML (e.g. 'data/pools/local.yaml'), got {type(x).__name__}")
+    raise BamasError(f"pool must be a Pool, a shipped pool's name ('local', 'paper') or the path of a pool YAML, got {type(x).__name__}")
 
 def _as_policy(x) -> Policy:
     if isinstance(x, Policy): return x
-    if isinstance(x, Pool): raise BamasError("Bamas(pool, policy): the second argument is a Pool; pass the policy second, e.g. Bamas('data/pools/local.yaml', 'data/policies/local.pt')")
+    if isinstance(x, Pool): raise BamasError("Bamas(pool, policy): the second argument is a Pool; pass the policy second, e.g. Bamas('local', 'my-policy.pt')")
     if isinstance(x, (str, Path)): return load_policy(x)
-    raise BamasError(f"policy must be a Policy or the path of a checkpoint (e.g. 'data/policies/local.pt'), got {type(x).__name__}")
+    raise BamasError(f"policy must be a Policy or the path of a checkpoint (e.g. 'my-policy.pt'), got {type(x).__name__}")
 
 def pool_mismatch(pool:Pool, policy:Policy) -> str|None:
     "Why `policy` was not trained for `pool` (its runs came from other pools), or None when it was or it does not say."
