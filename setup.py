@@ -2,12 +2,29 @@
 from configparser import ConfigParser
 from pathlib import Path
 import setuptools
+from setuptools.command.build_py import build_py
 
 cfg = ConfigParser(delimiters=['='])
 cfg.read(Path(__file__).parent/'settings.ini', encoding='utf-8')
 cfg = cfg['DEFAULT']
 
 def _reqs(key): return cfg.get(key, '').split()
+
+ROOT = Path(__file__).parent
+# the data files the package ships: the `include data/...` lines of MANIFEST.in (one list for the sdist and the wheel)
+SHIPPED = [g for l in (ROOT/'MANIFEST.in').read_text(encoding='utf-8').splitlines() if l.startswith('include data/') for g in l.split()[1:]]
+
+class BuildWithData(build_py):
+    "build_py that also copies the shipped data files into the package as bamas_nb/data/... (an editable install reads data/ itself)."
+    def run(self):
+        super().run()
+        if self.editable_mode: return
+        for g in SHIPPED:
+            files = sorted(ROOT.glob(g))
+            if not files: raise SystemExit(f"setup.py: no file matches {g} (MANIFEST.in); build from a clone or an sdist of bamas-nb")
+            for f in files:
+                dest = Path(self.build_lib)/cfg['lib_path']/f.relative_to(ROOT)
+                self.mkpath(str(dest.parent)); self.copy_file(str(f), str(dest))
 
 licenses = {'apache2': 'Apache-2.0'}
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
@@ -38,5 +55,6 @@ setuptools.setup(
         'console_scripts': cfg.get('console_scripts', '').split(),
         'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
     },
+    cmdclass={'build_py': BuildWithData},
     zip_safe=False,
 )

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, fixed_widget, PLANNING_PROMPT_TOKENS
+from .core import Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, fixed_widget, PLANNING_PROMPT_TOKENS, repo_path
 from .ilp import Selection, InfeasibleBudget, select_llms, tier_weights, min_budget
 from .experience import ExperienceStore
-from .tasks import project_dir
 from .llm import user_cache_dir
 from .topologies import BASELINES
 from .policy import (RewardConfig, TrainConfig, TaskEmbedder, Policy, oracle_topology, prepare, train_policy,
@@ -32,7 +31,7 @@ EXPERIENCE_TABLES = ('gsm8k-train', 'mbpp-train', 'gsm8k-test', 'mbpp-test', 'ma
 
 def experience_root() -> Path:
     "Where the experience tables live: `$BAMAS_EXPERIENCE` if set, else the repository's `data/experience`."
-    return Path(os.environ.get('BAMAS_EXPERIENCE') or project_dir()/'data'/'experience')
+    return repo_path('data/experience', 'BAMAS_EXPERIENCE')
 
 def load_tables(root=None, names=EXPERIENCE_TABLES) -> dict[str, pd.DataFrame]:
     "The experience tables under `root` (default: `experience_root()`) that hold runs, by name."

@@ -12,9 +12,9 @@ import argparse
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool
+from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, repo_path, repo_root, shipped, POOL_HELP
 from .ilp import Selection, InfeasibleBudget, select_llms, min_budget
-from .llm import recording, repo_root
+from .llm import recording
 from .tasks import Task, DataNotFound, DATASETS, load_tasks, file_args, dataset_options
 from .topologies import Outcome, run_topology, summarize, load_autogen
 from .policy import Policy, load_policy
@@ -71,15 +71,15 @@ def to_dict(self:Plan) -> dict:
 # %% ../nbs/07_bamas.ipynb #f5307fbe
 def _as_pool(x) -> Pool:
     if isinstance(x, Pool): return x
-    if isinstance(x, Policy): raise BamasError("Bamas(pool, policy): the first argument is a Policy; pass the pool first, e.g. Bamas('data/pools/local.yaml', 'data/policies/local.pt')")
+    if isinstance(x, Policy): raise BamasError("Bamas(pool, policy): the first argument is a Policy; pass the pool first, e.g. Bamas('local', 'my-policy.pt')")
     if isinstance(x, (str, Path)): return load_pool(x)
-    raise BamasError(f"pool must be a Pool or the path of a pool YAML (e.g. 'data/pools/local.yaml'), got {type(x).__name__}")
+    raise BamasError(f"pool must be a Pool, a shipped pool's name ('local', 'paper') or the path of a pool YAML, got {type(x).__name__}")
 
 def _as_policy(x) -> Policy:
     if isinstance(x, Policy): return x
-    if isinstance(x, Pool): raise BamasError("Bamas(pool, policy): the second argument is a Pool; pass the policy second, e.g. Bamas('data/pools/local.yaml', 'data/policies/local.pt')")
+    if isinstance(x, Pool): raise BamasError("Bamas(pool, policy): the second argument is a Pool; pass the policy second, e.g. Bamas('local', 'my-policy.pt')")
     if isinstance(x, (str, Path)): return load_policy(x)
-    raise BamasError(f"policy must be a Policy or the path of a checkpoint (e.g. 'data/policies/local.pt'), got {type(x).__name__}")
+    raise BamasError(f"policy must be a Policy or the path of a checkpoint (e.g. 'my-policy.pt'), got {type(x).__name__}")
 
 def pool_mismatch(pool:Pool, policy:Policy) -> str|None:
     "Why `policy` was not trained for `pool` (its runs came from other pools), or None when it was or it does not say."
@@ -144,8 +144,8 @@ def solve(self:Bamas, task:Task, budget, cache='default', fallback:bool=False) -
     return self.execute(self.plan(task, budget, fallback), cache)
 
 # %% ../nbs/07_bamas.ipynb #c0a8d8f9
-DEFAULT_POOL = 'data/pools/local.yaml'
-DEFAULT_POLICY = 'data/policies/local.pt'
+DEFAULT_POOL = 'local'                        # a shipped pool, by name
+DEFAULT_POLICY = 'data/policies/local.pt'      # a shipped checkpoint, by its path in the repository
 TRAIN_TABLES = ('data/experience/gsm8k-train', 'data/experience/mbpp-train')
 TRAIN_SETTINGS = ('--epochs', '400', '--lr', '3e-3', '--seed', '0')
 
@@ -156,19 +156,18 @@ def train_argv(tables=TRAIN_TABLES, out=DEFAULT_POLICY) -> list[str]:
 def train_default_policy(tables=TRAIN_TABLES, out=DEFAULT_POLICY) -> dict:
     "(Re)train the default checkpoint on the train tables (paths relative to the repository): `bamas train` with `TRAIN_SETTINGS`."
     from bamas_nb.cli import _parser, load_command
-    root = repo_root()
-    argv = train_argv([root/t for t in tables], root/out)
+    argv = train_argv([repo_path(t) for t in tables], repo_path(out))
     return load_command('train').run(_parser('train').parse_args(argv))
 
 def load_bamas(pool=None, policy=None, **kw) -> Bamas:
-    "BAMAS on `pool` (default: the local pool) with `policy` (default: the committed checkpoint `data/policies/local.pt`)."
-    root = repo_root()
+    "BAMAS on `pool` (default: the shipped local pool) with `policy` (default: the shipped checkpoint `data/policies/local.pt`)."
     if policy is None:
-        policy = root/DEFAULT_POLICY
-        if not policy.is_file():
-            raise BamasError(f"no default policy checkpoint ({DEFAULT_POLICY}); train it from the repository root with "
-                             f"`bamas {' '.join(train_argv())}` (see data/policies/README.md)")
-    return Bamas(root/DEFAULT_POOL if pool is None else pool, policy, **kw)
+        try: policy = shipped(DEFAULT_POLICY)
+        except BamasError as e:
+            fix = (f"train it from the repository root with `bamas {' '.join(train_argv())}` (see data/policies/README.md)" if repo_root()
+                   else "pass a checkpoint of your own (`--policy PATH`, or policy= in Python; `bamas train --experience TABLES --out PATH` makes one)")
+            raise BamasError(f"no default policy checkpoint: {e}; or {fix}") from None
+    return Bamas(DEFAULT_POOL if pool is None else pool, policy, **kw)
 
 @patch(cls_method=True)
 def default(cls:Bamas, **kw) -> Bamas:
@@ -273,8 +272,8 @@ def _demo_args(p):
     p.add_argument('--budgets', default=','.join(map(str, DEMO_BUDGETS)), help=f"comma-separated budgets per task in µ$ (default {','.join(map(str, DEMO_BUDGETS))})")
     p.add_argument('--datasets', default='gsm8k,mbpp', help='comma-separated data sets or data files (default gsm8k,mbpp; mini sets stand in when missing)')
     file_args(p)
-    p.add_argument('--pool', default=None, help=f'pool YAML (default {DEFAULT_POOL})')
-    p.add_argument('--policy', default=None, help=f'policy checkpoint (default {DEFAULT_POLICY})')
+    p.add_argument('--pool', default=None, help=f'{POOL_HELP} (default {DEFAULT_POOL})')
+    p.add_argument('--policy', default=None, help=f'policy checkpoint (default: the shipped {DEFAULT_POLICY})')
     p.add_argument('--seed', type=int, default=0, help='task sample seed (default 0)')
     p.add_argument('--cache', default='default', choices=['default', 'off'], help='answer repeated calls from the call cache (default) or not')
     p.add_argument('--replay', default=None, help=argparse.SUPPRESS)   # recordings to replay (tests): no servers, no live calls
@@ -391,7 +390,7 @@ def read_test_tables(tables=None) -> tuple[pd.DataFrame, dict]:
     from bamas_nb.experience import ExperienceStore
     frames, notes = [], {}
     for ds, rel in (tables or TEST_TABLES).items():
-        p = repo_root()/rel
+        p = repo_path(rel)
         df = ExperienceStore(p).read() if p.is_dir() else None
         if df is None or df.empty: notes[ds] = f"{rel}: no runs yet"; continue
         frames.append(df)

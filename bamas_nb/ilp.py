@@ -10,7 +10,7 @@ from functools import lru_cache
 import pulp
 from types import MappingProxyType
 from fastcore.basics import patch
-from .core import LLM, Pool, BamasError, check_budget, est_call_cost, load_pool, fixed_widget, PLANNING_PROMPT_TOKENS
+from .core import LLM, Pool, BamasError, check_budget, est_call_cost, load_pool, fixed_widget, PLANNING_PROMPT_TOKENS, POOL_HELP
 
 # %% auto #0
 __all__ = ['select_command', 'tier_costs', 'tier_weights', 'InfeasibleBudget', 'Selection', 'min_budget', 'select_llms',
@@ -153,7 +153,7 @@ def team_explorer(pool:Pool, lo:int=100, hi:int=3000, step:int=25, value:int=125
 
 # %% ../nbs/01_ilp.ipynb #5c85c98b
 def _select_args(p):
-    p.add_argument('--pool', required=True, help='pool YAML file, e.g. data/pools/local.yaml')
+    p.add_argument('--pool', required=True, help=POOL_HELP)
     p.add_argument('--budget', required=True, help='budget per task in µ$')
     p.add_argument('--min-llms', type=int, default=2, help='hire at least this many LLMs (default 2)')
     p.add_argument('--max-per-llm', type=int, default=5, help='at most this many instances of one LLM (default 5)')

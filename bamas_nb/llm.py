@@ -11,18 +11,18 @@ from pathlib import Path
 from typing import Any, Callable
 from fastcore.basics import patch
 from tqdm import tqdm
-from .core import BamasError, LLM, Usage, call_cost, check_budget, load_pool
+from .core import BamasError, LLM, Usage, call_cost, check_budget, load_pool, repo_path, POOL_HELP
 from .cli import Command
 
 # %% auto #0
 __all__ = ['ROLES', 'FLOAT_PARAMS', 'REFUSED_PARAMS', 'TOKEN_COUNTERS', 'BYTE_BOUND', 'MODES', 'SECRET_PATTERNS', 'call_command',
            'as_messages', 'sampling_params', 'request_key', 'ByteBound', 'register_token_counter', 'token_counter_for',
            'prompt_bound', 'check_mode', 'user_cache_dir', 'make_entry', 'CallCache', 'find_secret', 'redact_secrets',
-           'repo_root', 'recordings_dir', 'record_mode_from_env', 'Recording', 'recording', 'NotRecorded', 'StoreChain',
-           'as_store', 'default_cache', 'litellm_module', 'completion_kwargs', 'BadResponse', 'parse_response',
-           'check_model', 'LiteLLMProvider', 'env_number', 'default_timeout', 'RetryPolicy', 'provider_errors',
-           'is_retryable', 'with_retries', 'awith_retries', 'BudgetExhausted', 'exact_cost', 'Reservation', 'Meter',
-           'check_max_tokens', 'Reply', 'bound_tightness']
+           'recordings_dir', 'record_mode_from_env', 'Recording', 'recording', 'NotRecorded', 'StoreChain', 'as_store',
+           'default_cache', 'litellm_module', 'completion_kwargs', 'BadResponse', 'parse_response', 'check_model',
+           'LiteLLMProvider', 'env_number', 'default_timeout', 'RetryPolicy', 'provider_errors', 'is_retryable',
+           'with_retries', 'awith_retries', 'BudgetExhausted', 'exact_cost', 'Reservation', 'Meter', 'check_max_tokens',
+           'Reply', 'bound_tightness']
 
 # %% ../nbs/02_llm.ipynb #10af53a8
 ROLES = ('system', 'user', 'assistant')
@@ -174,14 +174,9 @@ def redact_secrets(text:str) -> str:
     return text
 
 # %% ../nbs/02_llm.ipynb #197f1202
-def repo_root() -> Path:
-    "The repository this package is installed from (editable install): where `data/` lives."
-    import bamas_nb
-    return Path(bamas_nb.__file__).resolve().parent.parent
-
 def recordings_dir() -> Path:
-    "`data/recordings/` of this repository, or `$BAMAS_RECORDINGS`."
-    return Path(os.environ.get('BAMAS_RECORDINGS') or repo_root()/'data'/'recordings')
+    "`$BAMAS_RECORDINGS`, else `data/recordings/` of the repository checkout (recordings are not in the installed package)."
+    return repo_path('data/recordings', 'BAMAS_RECORDINGS')
 
 def record_mode_from_env() -> str:
     v = os.environ.get('BAMAS_RECORD', '').strip().lower()
@@ -798,7 +793,7 @@ def bound_tightness(prompts:dict, replies:dict) -> list[dict]:
 
 # %% ../nbs/02_llm.ipynb #7ab0c8c5
 def _call_args(p):
-    p.add_argument('--pool', required=True, help='pool YAML file, e.g. data/pools/local.yaml')
+    p.add_argument('--pool', required=True, help=POOL_HELP)
     p.add_argument('--llm', required=True, help='name of the LLM in the pool')
     p.add_argument('--budget', required=True, help='budget for this call in µ$')
     p.add_argument('--prompt-file', required=True, help="text file (one user message), JSON list of messages, or '-' for stdin")

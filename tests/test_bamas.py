@@ -76,7 +76,7 @@ def test_any_pool_plans_and_mismatches_are_explained(policy, local, mini):
 def test_default_and_a_missing_checkpoint(monkeypatch):
     assert Bamas.default().pool.names == ['qwen-1.5b', 'qwen-0.5b']
     monkeypatch.setattr(B, 'DEFAULT_POLICY', 'data/policies/nope.pt')
-    with pytest.raises(BamasError, match=r'no default policy checkpoint \(data/policies/nope\.pt\); train it .*bamas train --experience data/experience/gsm8k-train,data/experience/mbpp-train'):
+    with pytest.raises(BamasError, match=r'no default policy checkpoint: data/policies/nope\.pt is missing from the repository checkout; restore it .*; or train it .*bamas train --experience data/experience/gsm8k-train,data/experience/mbpp-train'):
         load_bamas()
 
 def test_demo_tasks_fall_back_to_the_mini_sets(tmp_path, monkeypatch):
