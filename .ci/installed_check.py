@@ -34,18 +34,19 @@ assert all(c in out for c in ('select', 'tasks', 'demo', 'train')), out
 r = json.loads(bamas('tasks', '--dataset', 'mini-math', '--n', '2', '--json').stdout)
 assert [t['id'] for t in r['tasks']] == ['mini-math/2', 'mini-math/10'] and r['tasks'][0]['answer'] == '150', r
 r = json.loads(bamas('select', '--pool', 'local', '--budget', '1250', '--json').stdout)
-assert r['counts'] == {'qwen-1.5b': 3} and r['est_cost'] <= 1250, r
-r = json.loads(bamas('select', '--pool', 'paper', '--budget', '500', '--json').stdout)
+assert r['counts'] == {'qwen-1.5b': 1, 'qwen-0.5b': 2} and r['est_cost'] <= 1250, r
+r = json.loads(bamas('select', '--pool', 'paper', '--budget', '800', '--json').stdout)
 assert r['counts'] == {'gpt-4.1-nano': 3}, r
 shutil.copy(pkg/'data/pools/paper.yaml', 'my-pool.yaml')                 # a path still works
-assert json.loads(bamas('select', '--pool', 'my-pool.yaml', '--budget', '500', '--json').stdout)['counts'] == {'gpt-4.1-nano': 3}
+assert json.loads(bamas('select', '--pool', 'my-pool.yaml', '--budget', '800', '--json').stdout)['counts'] == {'gpt-4.1-nano': 3}
 
 from bamas_nb.bamas import load_bamas
 from bamas_nb.tasks import load_tasks
 from bamas_nb.core import TOPOLOGIES, BamasError
 plan = load_bamas().plan(load_tasks('mini-math', n=1)[0], 1250)
-assert plan.topology in TOPOLOGIES and plan.llms == ['qwen-1.5b']*3 and plan.est_cost <= 1250, plan
-assert abs(sum(plan.probs.values()) - 1) < 1e-3 and not plan.notes, plan   # probabilities are rounded to 4 places
+assert plan.topology in TOPOLOGIES and plan.llms == ['qwen-1.5b', 'qwen-0.5b', 'qwen-0.5b'] and plan.est_cost <= 1250, plan
+assert abs(sum(plan.probs.values()) - 1) < 1e-3, plan   # probabilities are rounded to 4 places
+assert [n for n in plan.notes if 'trained on runs of another pool' not in n] == [], plan   # the policy's pool (local-256) is noted, nothing else
 print(f"ok  load_bamas().plan(mini-math/2, 1250 µ$) -> {plan}")
 
 # a shipped file that is missing: one line naming the package resource, never a traceback

@@ -155,7 +155,7 @@ class Pool:
     def tiers(self): return sorted({l.tier for l in self.llms})
 
 # %% ../nbs/00_core.ipynb #5b1e0a11
-SHIPPED_POOLS = ('local', 'paper')   # data/pools/NAME.yaml, in the package too
+SHIPPED_POOLS = ('local', 'paper', 'local-256')   # data/pools/NAME.yaml, in the package too (local-256: the pool of the committed experience tables)
 POOL_HELP = f"a shipped pool by name ({', '.join(SHIPPED_POOLS)}) or the path of a pool YAML file"   # `--pool` of every command
 
 def pool_file(pool) -> Path:

@@ -15,7 +15,7 @@ from bamas_nb.bamas import (Bamas, Plan, load_bamas, demo_tasks, run_demo, demo_
                             cost_at_equal_accuracy, complete_runs, paper_results, paper_side_by_side, train_argv, TRAIN_SETTINGS)
 
 FAKE = ROOT/'benchmarks'/'fake_openai_server.py'
-REPLAY = '07_bamas'
+REPLAY = '07_bamas,04_topologies'       # the demo's recordings: its own, then the topologies notebook's
 
 @pytest.fixture(scope='module')
 def policy(): return load_policy(ROOT/'data/policies/local.pt')
@@ -29,44 +29,46 @@ def bam(local, policy): return Bamas(local, policy)
 @pytest.fixture(scope='module')
 def mini(): return [load_tasks('mini-math', n=1, seed=0)[0], load_tasks('mini-code', n=1, seed=0)[0]]
 
-def rec(): return recording(REPLAY, mode='replay')
+def rec(): return [recording(n, mode='replay') for n in REPLAY.split(',')]
 
-def test_the_committed_policy_was_trained_on_the_local_pools_train_tables(policy, local):
+def test_the_committed_policy_was_trained_on_the_local_pools_train_tables(policy):
     from bamas_nb.experience import pool_id
     c = policy.config
-    assert c['pool_ids'] == [pool_id(local)] and c['datasets'] == ['gsm8k', 'mbpp'] and c['records'] > 0
+    # the tables (and so the policy) were made with the 256-token cap of data/pools/local-256.yaml
+    assert c['pool_ids'] == [pool_id(load_pool(POOLS/'local-256.yaml'))] and c['datasets'] == ['gsm8k', 'mbpp'] and c['records'] > 0
     assert [c['epochs'], c['lr'], c['seed']] == [int(TRAIN_SETTINGS[1]), float(TRAIN_SETTINGS[3]), int(TRAIN_SETTINGS[5])]
 
 def test_plan(bam, mini):
-    p = bam.plan(mini[0], 1250)
-    assert isinstance(p, Plan) and p.llms == ['qwen-1.5b']*3 and p.topology in TOPOLOGIES and p.notes == ()
+    p = bam.plan(mini[0], 1000)
+    assert isinstance(p, Plan) and p.llms == ['qwen-1.5b', 'qwen-0.5b'] and p.topology in TOPOLOGIES
+    assert [n for n in p.notes if 'trained on runs of another pool' not in n] == []      # the policy's pool (local-256) is noted
     assert abs(sum(p.probs.values()) - 1) < 1e-3 and p.probs[p.topology] == max(p.probs.values())
-    assert p.est_cost <= 1250 and '**Plan**' in p._repr_markdown_() and json.dumps(p.to_dict())
+    assert p.est_cost <= 1000 and '**Plan**' in p._repr_markdown_() and json.dumps(p.to_dict())
 
 def test_solve_on_recordings(bam, mini):
     for t in mini:
-        p, o = bam.plan(t, 1250), bam.solve(t, 1250, cache=rec())
-        assert o.topology == p.topology and o.llms[:1] == p.llms[:1] and 0 < o.cost <= 1250 and o.calls >= 1
+        p, o = bam.plan(t, 1000), bam.solve(t, 1000, cache=rec())
+        assert o.topology == p.topology and o.llms[:1] == p.llms[:1] and 0 < o.cost <= 1000 and o.calls >= 1
 
 def test_every_topology_is_recorded_for_the_demo_tasks(local, mini):
     "Whatever a retrained policy picks for the recorded demo (mini tasks at 1,250 µ$), the recording answers it."
     from bamas_nb.ilp import select_llms
     from bamas_nb.topologies import run_topology
     for t in mini:
-        for top in TOPOLOGIES: assert run_topology(top, t, select_llms(local, 1250), cache=rec()).cost <= 1250
+        for top in TOPOLOGIES: assert run_topology(top, t, select_llms(local, 1000), cache=rec()).cost <= 1000
 
 def test_budget_errors_and_fallback(bam, mini):
     with pytest.raises(BamasError, match='budget must be > 0'): bam.plan(mini[0], 0)
-    with pytest.raises(InfeasibleBudget, match=r'at least 304\.8 µ\$, or pass fallback=True'): bam.plan(mini[0], 250)
-    p = bam.plan(mini[0], 250, fallback=True)
+    with pytest.raises(InfeasibleBudget, match=r'at least 509\.6 µ\$, or pass fallback=True'): bam.plan(mini[0], 400)
+    p = bam.plan(mini[0], 400, fallback=True)
     assert (p.topology, p.llms, p.fallback) == ('single', ['qwen-0.5b'], True) and any('fallback' in n for n in p.notes)
-    with pytest.raises(InfeasibleBudget, match='cannot pay for a single LLM call'): bam.plan(mini[0], 150, fallback=True)
+    with pytest.raises(InfeasibleBudget, match='cannot pay for a single LLM call'): bam.plan(mini[0], 200, fallback=True)
     with pytest.raises(BamasError, match='task must be a Task'): bam.plan('2+2?', 1250)
     assert 'outside the budgets the policy was trained on' in bam.plan(mini[1], 5000).notes[0]
 
 def test_any_pool_plans_and_mismatches_are_explained(policy, local, mini):
     paper = Bamas(POOLS/'paper.yaml', policy)
-    assert paper.plan(mini[1], 1250).llms == ['deepseek-v3']*3 and paper.plan(mini[1], 500).llms == ['gpt-4.1-nano']*3
+    assert paper.plan(mini[1], 1250).llms == ['deepseek-v3', 'gpt-4.1-nano', 'gpt-4.1-nano'] and paper.plan(mini[1], 800).llms == ['gpt-4.1-nano']*3
     assert 'trained on runs of another pool' in paper.mismatch
     with pytest.raises(BamasError, match='retrain on runs of this pool'): Bamas(POOLS/'paper.yaml', policy, strict=True)
     with pytest.raises(BamasError, match='pass the pool first'): Bamas(policy, local)
@@ -85,21 +87,21 @@ def test_demo_tasks_fall_back_to_the_mini_sets(tmp_path, monkeypatch):
     assert [t.dataset for t in tasks] == ['mini-math']*2 + ['mini-code']*2 and len(notes) == 2 and 'gsm8k is not on this machine' in notes[0]
 
 def test_demo_cli_json_on_recordings(bamas):
-    rc, out, err = bamas('demo', '--datasets', 'mini-math,mini-code', '--n', '1', '--budgets', '1250', '--replay', REPLAY, '--json')
+    rc, out, err = bamas('demo', '--datasets', 'mini-math,mini-code', '--n', '1', '--budgets', '1000', '--replay', REPLAY, '--json')
     assert rc == 0, err
     r = json.loads(out)                                   # exactly one JSON object
     assert r['totals']['n'] == 2 and r['totals']['over_budget'] == 0 and r['servers'] is None
-    assert [x['task'] for x in r['runs']] == ['mini-math/2', 'mini-code/5'] and all(x['llms'] == 'qwen-1.5b×3' for x in r['runs'])
+    assert [x['task'] for x in r['runs']] == ['mini-math/2', 'mini-code/5'] and all(x['llms'] == 'qwen-1.5b×1 + qwen-0.5b×1' for x in r['runs'])
     assert all(x['replayed'] == x['calls'] for x in r['runs']) and err.count('\n') == 2
 
 def test_demo_cli_text_and_fallback_note(bamas, tmp_path):
     env = {'BAMAS_DATA': str(tmp_path), 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
-    rc, out, err = bamas('demo', '--n', '1', '--budgets', '1250', '--replay', REPLAY, env=env)
+    rc, out, err = bamas('demo', '--n', '1', '--budgets', '1000', '--replay', REPLAY, env=env)
     assert rc == 0, err
     assert 'note: gsm8k is not on this machine' in out and 'note: mbpp is not on this machine' in out
     assert 'task ' in out and 'topology' in out and '2 runs: accuracy' in out and 'over budget 0' in out
 
-@pytest.mark.parametrize('args,msg', [(['--budgets', '875,abc'], "--budgets: budget must be a number"), (['--n', '0'], '--n must be ≥ 1'),
+@pytest.mark.parametrize('args,msg', [(['--budgets', '1000,abc'], "--budgets: budget must be a number"), (['--n', '0'], '--n must be ≥ 1'),
                                       (['--datasets', 'nope'], "unknown data set 'nope'"), (['--policy', 'nope.pt'], 'no such checkpoint')])
 def test_demo_cli_errors(bamas, args, msg):
     rc, out, err = bamas('demo', *args, '--replay', REPLAY, '--json')
@@ -136,13 +138,13 @@ def test_demo_reuses_running_servers_and_stops_only_what_it_started(local, polic
     p_reused, p_started = free_port(), free_port()
     bam = Bamas(pool_on(local, {'qwen-1.5b': p_reused, 'qwen-0.5b': p_started}), policy)
     with fake_server(port=p_reused, model_id='qwen2.5-coder-1.5b-instruct') as running:
-        res = demo_session(bam, mini[:1], [500], cache=None, command=fake_command, gguf={'qwen-0.5b': 'unused.gguf'})
+        res = demo_session(bam, mini[:1], [600], cache=None, command=fake_command, gguf={'qwen-0.5b': 'unused.gguf'})
         assert res['servers'] == {'reused': ['qwen-1.5b'], 'started': ['qwen-0.5b']}
         assert res['totals']['n'] == 1 and res['totals']['over_budget'] == 0 and res['runs'][0]['calls'] >= 1
         assert served_models(running.api_base) == ['qwen2.5-coder-1.5b-instruct']     # the running server is left alone
         assert port_is_free(p_started)                                                  # the one it started is stopped
         with pytest.raises(BamasError, match='task must be a Task'):                    # an error mid-run stops it too
-            demo_session(bam, ['not a task'], [500], cache=None, command=fake_command, gguf={'qwen-0.5b': 'unused.gguf'})
+            demo_session(bam, ['not a task'], [600], cache=None, command=fake_command, gguf={'qwen-0.5b': 'unused.gguf'})
         assert port_is_free(p_started) and served_models(running.api_base) is not None
 
 # --- the tables ---

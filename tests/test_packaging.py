@@ -12,7 +12,7 @@ SHIPPED = ['data/pools/local.yaml', 'data/pools/paper.yaml', 'data/policies/loca
 def test_in_the_clone_the_repository_files_win():
     assert repo_root() == ROOT
     assert [shipped(r) for r in SHIPPED] == [ROOT/r for r in SHIPPED]
-    assert sorted(p.stem for p in shipped('data/pools').glob('*.yaml')) == sorted(core.SHIPPED_POOLS) == ['local', 'paper']
+    assert sorted(p.stem for p in shipped('data/pools').glob('*.yaml')) == sorted(core.SHIPPED_POOLS) == ['local', 'local-256', 'paper']
 
 def test_pools_by_name_and_by_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)                                  # names never depend on the working directory
@@ -21,19 +21,19 @@ def test_pools_by_name_and_by_path(tmp_path, monkeypatch):
     assert load_pool('mine.yaml') == load_pool('paper')         # a relative path is a path
     shutil.copy(POOLS/'local.yaml', tmp_path/'custom')           # a plain word that is an existing file, and no shipped name
     assert load_pool('custom') == load_pool('local') and pool_file(Path('local')) == Path('local')
-    with pytest.raises(PoolError, match=r"^unknown pool 'lokal': the shipped pools are local, paper; or give the path of a pool YAML file$"):
+    with pytest.raises(PoolError, match=r"^unknown pool 'lokal': the shipped pools are local, paper, local-256; or give the path of a pool YAML file$"):
         load_pool('lokal')
-    with pytest.raises(PoolError, match=r'nope\.yaml: cannot read pool file .*name a shipped pool \(local, paper\)'): load_pool('nope.yaml')
+    with pytest.raises(PoolError, match=r'nope\.yaml: cannot read pool file .*name a shipped pool \(local, paper, local-256\)'): load_pool('nope.yaml')
 
 def test_cli_takes_pool_names_from_any_directory(tmp_path):
     run = lambda *a: subprocess.run([str(BAMAS), *a], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     p = run('select', '--pool', 'local', '--budget', '1250', '--json')
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)['counts'] == {'qwen-1.5b': 3}
+    assert json.loads(p.stdout)['counts'] == {'qwen-1.5b': 1, 'qwen-0.5b': 2}
     (tmp_path/'p.yaml').write_text((POOLS/'paper.yaml').read_text())
-    assert json.loads(run('select', '--pool', 'p.yaml', '--budget', '500', '--json').stdout)['counts'] == {'gpt-4.1-nano': 3}
+    assert json.loads(run('select', '--pool', 'p.yaml', '--budget', '800', '--json').stdout)['counts'] == {'gpt-4.1-nano': 3}
     p = run('select', '--pool', 'nope', '--budget', '500')
-    assert p.returncode == 2 and p.stderr == "bamas select: error: unknown pool 'nope': the shipped pools are local, paper; or give the path of a pool YAML file\n"
+    assert p.returncode == 2 and p.stderr == "bamas select: error: unknown pool 'nope': the shipped pools are local, paper, local-256; or give the path of a pool YAML file\n"
 
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
@@ -57,7 +57,7 @@ def test_an_installed_package_reads_its_own_copies(installed):
     assert repo_root() is None and shipped('data/pools/local.yaml') == installed/'data/pools/local.yaml'
     assert load_pool('local').source == str(installed/'data/pools/local.yaml')
     assert [t.id for t in load_tasks('mini-math', n=2)] == ['mini-math/2', 'mini-math/10'] and len(load_tasks('mini-code')) == 8
-    assert load_bamas().plan(load_tasks('mini-math', n=1)[0], 1250).llms == ['qwen-1.5b']*3
+    assert load_bamas().plan(load_tasks('mini-math', n=1)[0], 1250).llms == ['qwen-1.5b', 'qwen-0.5b', 'qwen-0.5b']
     assert data_dir() == user_cache_dir()/'data'
 
 def test_a_missing_shipped_file_is_one_line_naming_the_resource(installed):
