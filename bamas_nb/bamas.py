@@ -177,7 +177,7 @@ def default(cls:Bamas, **kw) -> Bamas:
 # %% ../nbs/07_bamas.ipynb #32d0fad0
 DEMO_FALLBACK = {'gsm8k': 'mini-math', 'math500': 'mini-math', 'math': 'mini-math', 'mbpp': 'mini-code'}
 
-def demo_tasks(datasets=('gsm8k', 'mbpp'), n:int=2, seed:int=0, **file_options) -> tuple[list[Task], list[str]]:
+def demo_tasks(datasets=('gsm8k', 'mbpp'), n:int=1, seed:int=0, **file_options) -> tuple[list[Task], list[str]]:
     "`n` seeded test tasks of each data set (`file_options` go to data files), and notes; a benchmark that is not on this machine is replaced by the mini set of its kind."
     tasks, notes = [], []
     for ds in datasets:
@@ -268,7 +268,7 @@ def demo_session(bamas:Bamas, tasks, budgets=DEMO_BUDGETS, cache='default', serv
 
 # %% ../nbs/07_bamas.ipynb #20f289db
 def _demo_args(p):
-    p.add_argument('--n', type=int, default=2, help='tasks per data set (seeded sample of the test split; default 2)')
+    p.add_argument('--n', type=int, default=1, help='tasks per data set (seeded sample of the test split; default 1)')
     p.add_argument('--budgets', default=','.join(map(str, DEMO_BUDGETS)), help=f"comma-separated budgets per task in µ$ (default {','.join(map(str, DEMO_BUDGETS))})")
     p.add_argument('--datasets', default='gsm8k,mbpp', help='comma-separated data sets or data files (default gsm8k,mbpp; mini sets stand in when missing)')
     file_args(p)
