@@ -7,16 +7,16 @@ from __future__ import annotations
 import re, time
 from dataclasses import dataclass, field
 from fastcore.basics import patch
-from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, load_pool, POOL_HELP
+from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, call_cost, load_pool, POOL_HELP
 from .ilp import Selection, select_llms
-from .llm import Meter, BudgetExhausted
+from .llm import Meter, BudgetExhausted, prompt_bound
 from .tasks import Task, Grade, load_tasks, dataset_args, dataset_options
 
 # %% auto #0
-__all__ = ['HEAD', 'PROMPTS', 'CAPS', 'ANSWER_ROLES', 'BASELINES', 'RUNNERS', 'STAR_TEMPERATURE', 'run_command', 'Turn', 'Answer',
-           'Run', 'Outcome', 'check_strategy', 'cheapest', 'naive_choice', 'run_topology', 'single', 'chat', 'linear',
-           'answer_groups', 'star', 'verdict', 'unusable', 'feedback', 'parse_steps', 'planner', 'arun_autogen',
-           'run_autogen', 'autogen_path', 'load_autogen', 'record_autogen', 'summarize']
+__all__ = ['HEAD', 'PROMPTS', 'CAPS', 'ANSWER_ROLES', 'BASELINES', 'RUNNERS', 'STAR_TEMPERATURE', 'SECOND_OPINION', 'run_command',
+           'Turn', 'Answer', 'Run', 'Outcome', 'check_strategy', 'cheapest', 'naive_choice', 'run_topology', 'single',
+           'chat', 'linear', 'answer_groups', 'star', 'verdict', 'unusable', 'feedback', 'parse_steps', 'planner',
+           'arun_autogen', 'run_autogen', 'autogen_path', 'load_autogen', 'record_autogen', 'summarize']
 
 # %% ../nbs/04_topologies.ipynb #7a8d46f7
 HEAD = {'math': "Problem:\n{task}", 'code': "Task:\n{task}"}
@@ -47,11 +47,11 @@ PROMPTS = {
     'chat': {'math': "{head}\n\nConversation so far:\n{history}\n\nYou are {name}. Continue the discussion: check the latest solution and improve it, " + _BOXED + ". If it is already correct and complete, repeat its final answer and write TERMINATE on the last line.",
              'code': "{head}\n\nConversation so far:\n{history}\n\nYou are {name}. Continue the discussion: check the latest code and improve it; " + _BLOCK + ". If it is already correct, repeat it and write TERMINATE on the last line."},
     'continue': {'math': "Continue exactly where you stopped, " + _BOXED + ".", 'code': "Continue exactly where you stopped and close the ```python block."},
-    'final': {'math': "You ran out of space. Write only the final answer, as \\boxed{{...}}."},
+    'final': {'math': "You ran out of space. Write only the final answer as \\boxed{{...}}, without repeating the problem or the working."},
 }
 
 # %% ../nbs/04_topologies.ipynb #f076d6be
-CAPS = {'math': dict(solve=512, verify=512, check=512, revise=512, redo=512, aggregate=512, finish=512, chat=512, plan=160, step=320, final=48),
+CAPS = {'math': dict(solve=512, verify=512, check=512, revise=512, redo=512, aggregate=512, finish=512, chat=512, plan=160, step=320, final=96),
         'code': dict(solve=384, verify=384, check=256, revise=384, redo=384, aggregate=384, finish=384, chat=384, plan=160, step=320)}
 for kind in CAPS: CAPS[kind]['continue'] = CAPS[kind]['solve']
 ANSWER_ROLES = ('solve', 'verify', 'check', 'revise', 'redo', 'aggregate', 'finish', 'chat')   # replies that carry a final answer
@@ -132,14 +132,14 @@ def ask(self:Run, llm:LLM, role:str, sample:int=0, temperature:float|None=None, 
 
 @patch
 def _complete(self:Run, llm:LLM, msgs:list[dict], text:str, sample:int, t:float) -> tuple[str, bool]:
-    "Continue a reply cut at its cap (then, for maths, ask for its final answer alone): (text, still cut)."
+    "Continue a reply cut at its cap; for maths still cut (or refused), ask for its final answer alone: (text, still cut)."
     kind, cut = self.task.kind, True
     for _ in range(self.continuations):
         more = self._call(llm, 'continue', msgs + [{'role': 'assistant', 'content': text}, {'role': 'user', 'content': PROMPTS['continue'][kind].format()}], sample, t)
-        if more is None: return text, True
+        if more is None: break       # refused: the short final-answer request below may still fit
         text += more.text if text.endswith((' ', '\n')) or more.text.startswith((' ', '\n')) else ' ' + more.text
         if not (cut := more.finish_reason == 'length'): break
-    if kind == 'math' and self.task.extract(text) is None:
+    if kind == 'math' and (cut or self.task.extract(text) is None):
         fin = self._call(llm, 'final', msgs + [{'role': 'assistant', 'content': text}, {'role': 'user', 'content': PROMPTS['final']['math'].format()}], sample, t)
         if fin is not None: text, cut = text + '\n\n' + fin.text, fin.finish_reason == 'length'
     return text, cut
@@ -332,6 +332,14 @@ def unusable(task:Task, answer:str) -> str|None:
     return None
 
 # %% ../nbs/04_topologies.ipynb #3dcfcad1
+SECOND_OPINION = 10   # sample numbers of second opinions start here, so they are calls of their own
+
+def _solve_again(run:Run, reviewer:LLM, answer:str, sample:int) -> tuple[bool|None, Answer|None]:
+    "The reviewer solves on its own: (its final answer agrees with `answer` — None when no reply or no final answer came —, its reply)."
+    check = run.ask(reviewer, 'check', sample=sample, temperature=STAR_TEMPERATURE)
+    theirs = run.task.extract(check) if check is not None else None
+    return (None if theirs is None else run.task.same_answer(theirs, run.task.extract(answer))), check
+
 def _review(run:Run, reviewer:LLM, answer:str, r:int) -> tuple[bool|None, str|None, dict]:
     "One review of `answer`: (accepted — None when no review came —, the role of the revision, its fields)."
     task = run.task
@@ -339,15 +347,19 @@ def _review(run:Run, reviewer:LLM, answer:str, r:int) -> tuple[bool|None, str|No
         run.trace.append(Turn('', 'check', '', None, note=f"rejected unread: the reply {why}", verdict=False, reviewed=task.extract(answer)))
         return False, 'redo', {'why': why, 'answer': answer}
     if task.kind == 'math':
-        check = run.ask(reviewer, 'check', sample=r + 1, temperature=STAR_TEMPERATURE)
-        theirs = task.extract(check) if check is not None else None
-        ok = None if check is None else theirs is None or task.same_answer(theirs, task.extract(answer))
-        fields = {'answer': answer, 'theirs': theirs, 'mine': task.extract(answer), 'critique': check}
+        agree, check = _solve_again(run, reviewer, answer, r + 1)
+        if agree is False:               # a second opinion before rejecting: reject only when it disagrees too
+            run.trace[check.turn].note = 'disagrees: second opinion asked'
+            again, second = _solve_again(run, reviewer, answer, SECOND_OPINION + r + 1)
+            if again is not None: agree, check = again, second
+        ok = None if check is None else agree is not False
+        fields = {'answer': answer, 'theirs': task.extract(check) if check is not None else None, 'mine': task.extract(answer), 'critique': check}
     else:
         check = run.ask(reviewer, 'check', answer=answer)
         ok, fields = (None if check is None else verdict(check) is not False), {'answer': answer, 'critique': check}
     if check is not None: run.trace[check.turn].verdict, run.trace[check.turn].reviewed = ok, task.extract(answer)
     return ok, 'revise', fields
+
 
 # %% ../nbs/04_topologies.ipynb #402ea2d7
 def feedback(run:Run, agents:list[LLM], max_rounds:int=3) -> Answer|None:
@@ -376,10 +388,26 @@ def parse_steps(plan:str|None, max_steps:int) -> list[str]:
 # %% ../nbs/04_topologies.ipynb #9f7bedd8
 def _listing(results) -> str: return '\n'.join(f"Step {i}: {r}" for i, r in enumerate(results, 1))
 
-def _execute(run, plan, workers, results, max_steps) -> bool:
-    "Carry out the plan's steps round robin; False when the budget stopped it."
+def _worst(run, llm, role, **fields) -> float:
+    "Worst-case cost (µ$) of a call in `role` with these fields."
+    return call_cost(llm, prompt_bound(llm, run.messages(role, **fields))[0], run.cap(llm, role))
+
+def _keeps_finish(run, boss, worker, plan, results, step) -> bool:
+    "Whether the budget left pays for this step, then the planner's finish and (maths) a final-answer request after it."
+    listing = _listing(results) or '(none yet)'
+    n = prompt_bound(boss, run.messages('finish', plan=plan, results=listing))[0] + run.cap(worker, 'step')   # with this step's result
+    finish = call_cost(boss, n, run.cap(boss, 'finish'))
+    final = call_cost(boss, n + run.cap(boss, 'finish') + 40, run.cap(boss, 'final')) if run.task.kind == 'math' else 0
+    return run.meter.remaining >= _worst(run, worker, 'step', plan=plan, results=listing, step=step) + finish + final
+
+def _execute(run, plan, workers, results, max_steps, boss=None) -> bool:
+    "Carry out the plan's steps round robin, leaving the budget for the finish; False when the budget stopped it."
     for i, step in enumerate(parse_steps(plan, max_steps)):
-        out = run.ask(workers[i % len(workers)], 'step', plan=plan, results=_listing(results) or '(none yet)', step=step)
+        w = workers[i % len(workers)]
+        if boss is not None and not _keeps_finish(run, boss, w, plan, results, step):
+            run.trace.append(Turn(w.name, 'step', step, None, note='skipped: the budget left is kept for the final answer'))
+            return True
+        out = run.ask(w, 'step', plan=plan, results=_listing(results) or '(none yet)', step=step)
         if out is None:
             if run.stopped_by_budget: return False
             continue
@@ -390,7 +418,7 @@ def planner(run:Run, agents:list[LLM], max_steps:int=3) -> Answer|None:
     "Planner plans, workers execute steps, planner concludes (may re-plan once); best answer so far on a budget stop."
     boss, workers = agents[0], agents[1:] or agents[:1]
     plan, results, replanned = run.ask(boss, 'plan', k=max_steps), [], False
-    while plan is not None and _execute(run, plan, workers, results, max_steps):
+    while plan is not None and _execute(run, plan, workers, results, max_steps, boss):
         final = run.ask(boss, 'finish', plan=plan, results=_listing(results) or '(none)')
         if final is None: break
         if final.lstrip().upper().startswith('REPLAN') and not replanned:

@@ -11,8 +11,9 @@ class Scripted:
     """A provider that answers by role. `answer` is the solver's final answer and `check` the independent reviewer's
     (maths); `review` the code reviewer's reply; `n_out` completion tokens (None: the request's max_tokens);
     `cut` the roles whose first reply ends at its cap; prompt tokens ≈ chars/6."""
-    def __init__(self, n_out=40, review='ACCEPT', answer='\\boxed{150}', check=None, cut=(), samples=None):
+    def __init__(self, n_out=40, review='ACCEPT', answer='\\boxed{150}', check=None, cut=(), samples=None, checks=None):
         self.n_out, self.review, self.answer, self.check, self.cut, self.samples = n_out, review, answer, check or answer, set(cut), samples
+        self.checks = list(checks or [])     # the reviewer's answers in turn (then `check`)
         self.calls = []
     def text(self, messages, params):
         u = messages[-1]['content']
@@ -22,7 +23,7 @@ class Scripted:
         if 'Split the work' in u: return 'Step 1: read.\nStep 2: compute.\nStep 3: check.'
         if 'python' in messages[0]['content']:
             return '```python\ndef merge_sorted(a, b):\n    return sorted(a + b)\n```'
-        if 'Solve it independently' in u: return f'I get {self.check}.'
+        if 'Solve it independently' in u: return f'I get {self.checks.pop(0) if self.checks else self.check}.'
         if self.samples and params.get('temperature', 0) > 0: return f'The total is {self.samples[len(self.calls) % len(self.samples)]}.'
         return f'The total is {self.answer}.'
     def role(self, u):
@@ -75,16 +76,28 @@ def test_a_cut_off_reply_that_cannot_be_continued_is_marked(pool, math_task):
     # at 600 µ$ a 0.5B reply at its full cap leaves no room for a continuation: the run is cut off, never over budget
     out = run_topology('single', math_task, select_llms(pool, 600), cache=None, provider=Scripted(cut={'solve'}, n_out=None))
     assert out.cost <= 600 and out.trace[0].finish_reason == 'length'
-    assert out.truncated == (not any(t.role == 'continue' and t.ok and t.finish_reason == 'stop' for t in out.trace))
+    assert out.truncated == (not any(t.role in ('continue', 'final') and t.ok and t.finish_reason == 'stop' for t in out.trace))
+
+def test_a_refused_continuation_still_asks_for_the_final_answer(pool, math_task):
+    # at 1,000 µ$ a 1.5B solve at its full 512-token cap leaves no room for a 512-token continuation, but the
+    # 48-token final-answer request fits: the final answer is not lost to the cap
+    out = run_topology('naive', math_task, select_llms(pool, 1000), cache=None, provider=Scripted(cut={'solve'}, n_out=None))
+    assert [t.role for t in out.trace] == ['solve', 'continue', 'final'] and out.trace[1].note.startswith('refused')
+    assert out.trace[2].ok and out.correct and not out.truncated and out.cost <= 1000
 
 def test_feedback_reviewer_solves_independently_and_rejects_disagreement(pool, math_task):
     out = run_topology('feedback', math_task, select_llms(pool, 2400), cache=None, provider=Scripted(check='\\boxed{149}'))
-    assert [t.role for t in out.trace] == ['solve', 'check', 'revise', 'check', 'revise', 'check', 'revise']
-    reviews = [t for t in out.trace if t.role == 'check']
+    assert [t.role for t in out.trace] == ['solve'] + ['check', 'check', 'revise']*3     # each rejection after a second opinion
+    reviews = [t for t in out.trace if t.verdict is not None]
     assert [t.verdict for t in reviews] == [False]*3 and {t.reviewed for t in reviews} == {'150'}
+    assert [t.note for t in out.trace if t.role == 'check' and t.verdict is None] == ['disagrees: second opinion asked']*3
     assert all(t.agent == 'qwen-1.5b' for t in out.trace)           # never the weaker 0.5B as reviewer
     agree = run_topology('feedback', math_task, select_llms(pool, 2400), cache=None, provider=Scripted())
     assert [t.role for t in agree.trace] == ['solve', 'check'] and agree.trace[1].verdict is True
+    # one disagreement is not enough: a second opinion that agrees accepts the answer
+    second = run_topology('feedback', math_task, select_llms(pool, 2400), cache=None, provider=Scripted(checks=['\\boxed{149}', '\\boxed{150}']))
+    assert [t.role for t in second.trace] == ['solve', 'check', 'check'] and [t.verdict for t in second.trace] == [None, None, True]
+    assert second.correct
 
 def test_feedback_rejects_a_reply_without_a_final_answer_unread(pool, math_task):
     out = run_topology('feedback', math_task, select_llms(pool, 2400), cache=None, provider=Scripted(answer='one hundred and fifty'))
@@ -102,6 +115,14 @@ def test_star_samples_at_least_three_and_breaks_ties(pool, math_task, code_task)
     assert len(solves) >= 3 and all(temp > 0 for _, u, temp in p.calls if u.startswith('Problem'))
     out = run_topology('star', code_task, select_llms(pool, 1700), cache=None, provider=Scripted())
     assert [t.role for t in out.trace] == ['solve']*3 and out.correct      # identical candidates: nothing to aggregate
+
+def test_planner_keeps_the_budget_for_its_final_answer(pool, math_task):
+    # every reply at its full cap: without a reserve the steps would spend what the planner needs to conclude
+    for budget in (1000, 1700, 2400):
+        out = run_topology('planner', math_task, select_llms(pool, budget), cache=None, provider=Scripted(n_out=None))
+        roles = [t.role for t in out.trace if t.ok]
+        assert out.cost <= budget and 'finish' in roles and out.final_turn == 'finish', (budget, roles)
+        assert all(t.ok or t.note.startswith('skipped') for t in out.trace if t.role == 'step')
 
 def test_answer_groups_use_graded_equivalence(math_task):
     assert answer_groups(math_task, ['so \\boxed{150}', 'it is \\boxed{149}', 'answer: 150.0', 'no idea']) == [['so \\boxed{150}', 'answer: 150.0'], ['it is \\boxed{149}']]
