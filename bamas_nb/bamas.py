@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, repo_path, repo_root, shipped, POOL_HELP
+from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, repo_path, repo_root, shipped, POOL_HELP, md_dollars
 from .ilp import Selection, InfeasibleBudget, select_llms, min_budget
 from .llm import recording
 from .tasks import Task, DataNotFound, DATASETS, load_tasks, file_args, dataset_options
@@ -60,7 +60,7 @@ def _repr_markdown_(self:Plan) -> str:
     cells = [f"**{p:.3f}**" if t == self.topology else f"{p:.3f}" for t, p in self.probs.items()]
     probs = (f"| | {' | '.join(self.probs)} |\n|---|{'---:|'*len(self.probs)}\n| π(topology \\| task, budget) | {' | '.join(cells)} |")
     notes = ''.join(f"\n\n*Note:* {n}" for n in self.notes)
-    return f"{head}\n\n{probs}\n\n{self.selection._repr_markdown_()}{notes}"
+    return md_dollars(f"{head}\n\n{probs}\n\n{self.selection._repr_markdown_()}{notes}")
 
 @patch
 def to_dict(self:Plan) -> dict:

@@ -12,10 +12,10 @@ import yaml
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TOPOLOGIES', 'BUDGETS', 'PLANNING_PROMPT_TOKENS', 'LLM_KEYS', 'SHIPPED_POOLS', 'POOL_HELP', 'BamasError', 'PoolError',
-           'BudgetError', 'check_topology', 'repo_root', 'shipped', 'repo_path', 'check_budget', 'LLM', 'call_cost',
-           'est_call_cost', 'llm_from_dict', 'Pool', 'pool_file', 'pool_from_dict', 'load_pool', 'pool_to_dict',
-           'save_pool', 'Usage', 'fixed_widget']
+__all__ = ['TOPOLOGIES', 'BUDGETS', 'PLANNING_PROMPT_TOKENS', 'LLM_KEYS', 'SHIPPED_POOLS', 'POOL_HELP', 'DOLLAR_MD', 'BamasError',
+           'PoolError', 'BudgetError', 'check_topology', 'repo_root', 'shipped', 'repo_path', 'check_budget', 'LLM',
+           'call_cost', 'est_call_cost', 'llm_from_dict', 'Pool', 'pool_file', 'pool_from_dict', 'load_pool',
+           'pool_to_dict', 'save_pool', 'Usage', 'md_dollars', 'html_dollars', 'fixed_widget']
 
 # %% ../nbs/00_core.ipynb #fbdcb44d
 TOPOLOGIES = ('linear', 'star', 'feedback', 'planner')   # Linear, Star, Feedback, Planner-driven
@@ -220,6 +220,20 @@ class Usage:
         s = f"Usage({self.calls} call{'s'*(self.calls!=1)}: {self.prompt_tokens:,} in + {self.completion_tokens:,} out tok, {self.cost:,.1f} µ$"
         return s + (f"; {self.cached_calls} cached, {self.cached_cost:,.1f} µ$ saved)" if self.cached_calls else ")")
 
+# %% ../nbs/00_core.ipynb #5d0a11a2
+DOLLAR_MD = '<span>\\$</span>'   # a $ in Markdown that JupyterLab, nbconvert and Quarto all show as a dollar sign
+_MD_CODE = re.compile(r'(```.*?```|`[^`\n]*`)', re.S)
+_MD_DOLLAR = re.compile(r'<span>\\\$</span>|\\?\$')
+
+def md_dollars(text:str) -> str:
+    "Markdown `text` with each `$` outside code written as `DOLLAR_MD`, so that no renderer reads it as maths."
+    parts = _MD_CODE.split(str(text))
+    return ''.join(p if i % 2 else _MD_DOLLAR.sub(lambda _: DOLLAR_MD, p) for i, p in enumerate(parts))
+
+def html_dollars(text:str) -> str:
+    "HTML `text` (with no `$` inside its tags) with each `$` in a `<span>` of its own, which MathJax never pairs."
+    return str(text).replace('$', '<span>$</span>')
+
 # %% ../nbs/00_core.ipynb #f5734367
 @patch(cls_method=True)
 def of_call(cls:Usage, llm:LLM, prompt_tokens:int, completion_tokens:int, cached:bool=False) -> Usage:
@@ -233,7 +247,7 @@ def _repr_markdown_(self:Usage):
     rows = [('calls', f"{self.calls:,}"), ('prompt tokens', f"{self.prompt_tokens:,}"),
             ('completion tokens', f"{self.completion_tokens:,}"), ('cost (µ$)', f"{self.cost:,.1f}")]
     if self.cached_calls: rows += [('cached calls', f"{self.cached_calls:,}"), ('saved by cache (µ$)', f"{self.cached_cost:,.1f}")]
-    return '| usage | |\n|---|---:|\n' + '\n'.join(f"| {k} | {v} |" for k, v in rows)
+    return md_dollars('| usage | |\n|---|---:|\n' + '\n'.join(f"| {k} | {v} |" for k, v in rows))
 
 @patch
 def to_dict(self:Usage) -> dict:

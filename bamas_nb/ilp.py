@@ -10,7 +10,7 @@ from functools import lru_cache
 import pulp
 from types import MappingProxyType
 from fastcore.basics import patch
-from .core import LLM, Pool, BamasError, check_budget, est_call_cost, load_pool, fixed_widget, PLANNING_PROMPT_TOKENS, POOL_HELP
+from .core import LLM, Pool, BamasError, check_budget, est_call_cost, load_pool, fixed_widget, PLANNING_PROMPT_TOKENS, POOL_HELP, md_dollars, html_dollars
 
 # %% auto #0
 __all__ = ['select_command', 'tier_costs', 'tier_weights', 'InfeasibleBudget', 'Selection', 'min_budget', 'select_llms',
@@ -112,8 +112,8 @@ def select_llms(pool:Pool, budget, min_llms:int=2, max_per_llm:int=5, prompt_tok
 def _repr_markdown_(self:Selection) -> str:
     rows = [f"| {n} | {self.pool[n].tier} | {self.weights[self.pool[n].tier]:,} | {k} | {est_call_cost(self.pool[n]):,.1f} | {k*est_call_cost(self.pool[n]):,.1f} |"
             for n, k in self.counts.items()]
-    return ('| LLM | tier | weight | count | est. µ$/call | est. µ$ |\n|---|---:|---:|---:|---:|---:|\n' + '\n'.join(rows)
-            + f"\n\n**{sum(self.counts.values())} LLMs, estimated {self.est_cost:,.1f} µ$ of a {self.budget:,.0f} µ$ budget**")
+    return md_dollars('| LLM | tier | weight | count | est. µ$/call | est. µ$ |\n|---|---:|---:|---:|---:|---:|\n' + '\n'.join(rows)
+                      + f"\n\n**{sum(self.counts.values())} LLMs, estimated {self.est_cost:,.1f} µ$ of a {self.budget:,.0f} µ$ budget**")
 
 @patch
 def to_dict(self:Selection) -> dict:
@@ -137,11 +137,11 @@ def composition(pool:Pool, budgets, **kw) -> 'pd.DataFrame':
 def _team_html(pool, budget, **kw) -> str:
     "The team for `budget` as a small HTML table (for the widget)."
     try: s = select_llms(pool, budget, **kw)
-    except InfeasibleBudget as e: return f"<p><i>No team:</i> {e}</p>"
+    except InfeasibleBudget as e: return html_dollars(f"<p><i>No team:</i> {e}</p>")
     rows = ''.join(f"<tr><td>{n}</td><td>{pool[n].tier}</td><td>{s.weights[pool[n].tier]:,}</td><td>{k}</td><td>{k*est_call_cost(pool[n]):,.1f}</td></tr>"
                    for n, k in s.counts.items())
-    return (f"<table><tr><th>LLM</th><th>tier</th><th>weight</th><th>count</th><th>est. µ$</th></tr>{rows}</table>"
-            f"<p><b>{sum(s.counts.values())} LLMs, estimated {s.est_cost:,.1f} µ$ of {s.budget:,.0f} µ$</b></p>")
+    return html_dollars(f"<table><tr><th>LLM</th><th>tier</th><th>weight</th><th>count</th><th>est. µ$</th></tr>{rows}</table>"
+                        f"<p><b>{sum(s.counts.values())} LLMs, estimated {s.est_cost:,.1f} µ$ of {s.budget:,.0f} µ$</b></p>")
 
 def team_explorer(pool:Pool, lo:int=100, hi:int=3000, step:int=25, value:int=1250, **kw):
     "An ipywidgets budget slider that redraws the selected team, its estimated cost and the tier weights."

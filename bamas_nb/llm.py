@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 from fastcore.basics import patch
 from tqdm import tqdm
-from .core import BamasError, LLM, Usage, call_cost, check_budget, load_pool, repo_path, POOL_HELP
+from .core import BamasError, LLM, Usage, call_cost, check_budget, load_pool, repo_path, POOL_HELP, md_dollars
 from .cli import Command
 
 # %% auto #0
@@ -707,7 +707,7 @@ def _repr_markdown_(self:Reply):
     rows = [('LLM', self.llm), ('answer' if self.ok else 'error', _fold(self.text if self.ok else self.error)),
             ('tokens', f"{self.usage.prompt_tokens:,} in (bound {self.prompt_bound:,}, {self.bound_method}) + {self.usage.completion_tokens:,} out (cap {self.max_tokens})"),
             ('cost (µ$)', f"{self.cost:,.1f} of {self.reserved:,.1f} reserved"), ('source', how)]
-    return '| reply | |\n|---|---|\n' + '\n'.join(f"| {k} | {v} |" for k, v in rows)
+    return md_dollars('| reply | |\n|---|---|\n' + '\n'.join(f"| {k} | {v} |" for k, v in rows))
 
 @patch
 def to_dict(self:Reply) -> dict:
@@ -779,7 +779,7 @@ def _repr_markdown_(self:Meter):
             ('remaining (µ$)', f"{self.remaining:,.1f}"), ('calls', f"{u.calls:,} ({u.prompt_tokens:,} in + {u.completion_tokens:,} out tok)"),
             ('refused', f"{len(self.refused):,}"), ('failed', f"{sum(1 for r in self.log if r.error):,}")]
     if u.cached_calls: rows.insert(5, ('answered by the cache', f"{u.cached_calls:,} ({u.cached_cost:,.1f} µ$ saved)"))
-    return '| meter | |\n|---|---:|\n' + '\n'.join(f"| {k} | {v} |" for k, v in rows)
+    return md_dollars('| meter | |\n|---|---:|\n' + '\n'.join(f"| {k} | {v} |" for k, v in rows))
 
 # %% ../nbs/02_llm.ipynb #04a3204d
 def bound_tightness(prompts:dict, replies:dict) -> list[dict]:

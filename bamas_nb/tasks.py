@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 from fastcore.basics import patch
 import math_verify, sympy
-from .core import BamasError, repo_root, shipped
+from .core import BamasError, repo_root, shipped, md_dollars
 from .llm import user_cache_dir
 from .cli import Command
 
@@ -63,9 +63,9 @@ def _repr_markdown_(self:Grade):
     ex = self.extracted
     shown = '—' if ex is None else (f"`{_md_cell(ex)}`" if '\n' not in ex and len(ex) <= 60 else
              f"<details><summary>{len(ex.splitlines())} lines</summary>\n\n```\n{ex}\n```\n</details>")
-    return (f"| correct | extracted | reason |\n|---|---|---|\n| {'✓' if self.correct else '✗'} | "
-            + (shown if '<details>' not in shown else 'see below') + f" | {_md_cell(self.reason)} |"
-            + ('\n\n' + shown if '<details>' in shown else ''))
+    return md_dollars(f"| correct | extracted | reason |\n|---|---|---|\n| {'✓' if self.correct else '✗'} | "
+                      + (shown if '<details>' not in shown else 'see below') + f" | {_md_cell(self.reason)} |"
+                      + ('\n\n' + shown if '<details>' in shown else ''))
 
 # %% ../nbs/03_tasks.ipynb #8fdf37ae
 KINDS = ('math', 'code')
