@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tests'))
-from dollars import markdown_maths, markdown_problems, outcome_pending, PENDING_NOTEBOOKS   # noqa: E402  (the scan the tests use)
+from dollars import markdown_maths, markdown_problems   # noqa: E402  (the scan the tests use)
 
 for k, v in dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', LITELLM_LOCAL_MODEL_COST_MAP='True').items(): os.environ.setdefault(k, v)   # as .ci/run
 CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
@@ -208,24 +208,10 @@ def mathjax_url() -> str:
     check(js.exists(), f"no MathJax at {js}: pip install -r .ci/browser-requirements.txt")
     return f"{js.as_uri()}?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 
-def _pending_dropped(nb:dict) -> int:
-    "Drop (in place) the saved Outcome outputs that still hold unescaped dollars (tests/dollars.py OUTCOME_PENDING)."
-    n = 0
-    for c in nb['cells']:
-        keep = [o for o in c.get('outputs', []) if not ('text/markdown' in o.get('data', {}) and outcome_pending(_text(o['data']['text/markdown']))
-                                                      and markdown_problems(_text(o['data']['text/markdown'])))]
-        n += len(c.get('outputs', [])) - len(keep)
-        if 'outputs' in c: c['outputs'] = keep
-    return n
-
 def nbconvert_check(browser, out:Path):
-    names, src = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb') if p.name not in PENDING_NOTEBOOKS), out/'src'
-    if PENDING_NOTEBOOKS: log(f"  left out until they take the dollar convention: {', '.join(PENDING_NOTEBOOKS)}")
+    names, src = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb')), out/'src'
     src.mkdir(parents=True)
-    for n in names:
-        nb = json.loads((ROOT/'nbs'/n).read_text())
-        if k := _pending_dropped(nb): log(f"  {n}: {k} saved Outcome outputs left out (they wait for Outcome to escape its dollars)")
-        (src/n).write_text(json.dumps(nb))
+    for n in names: shutil.copy(ROOT/'nbs'/n, src/n)
     subprocess.run([sys.executable, '-m', 'nbconvert', '--to', 'html', f'--HTMLExporter.mathjax_url={mathjax_url()}',
                     '--output-dir', str(out), *[str(src/n) for n in names]], check=True, capture_output=True, text=True)
     log(f"nbconvert rendered {len(names)} notebooks to HTML")

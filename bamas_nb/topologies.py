@@ -7,7 +7,7 @@ from __future__ import annotations
 import re, time
 from dataclasses import dataclass, field
 from fastcore.basics import patch
-from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, call_cost, load_pool, POOL_HELP
+from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, call_cost, load_pool, md_dollars, POOL_HELP
 from .ilp import Selection, select_llms
 from .llm import Meter, BudgetExhausted, prompt_bound
 from .tasks import Task, Grade, load_tasks, dataset_args, dataset_options
@@ -196,7 +196,7 @@ def _repr_markdown_(self:Outcome) -> str:
             + (' (cut off)' if self.truncated else '') + (' — **stopped by the budget**' if self.stopped_by_budget else ''))
     rows = [f"| {i} | {t.agent} | {t.role} | {_fold(t.prompt, 50)} | {_fold(t.reply if t.ok else t.note, 70)} | {_ended(t)} | {t.cost:,.1f} |"
             for i, t in enumerate(self.trace, 1)]
-    return head + '\n\n| # | agent | role | asked | answered | ended | µ$ |\n|---:|---|---|---|---|---|---:|\n' + '\n'.join(rows)
+    return md_dollars(head + '\n\n| # | agent | role | asked | answered | ended | µ$ |\n|---:|---|---|---|---|---|---:|\n' + '\n'.join(rows))
 
 # %% ../nbs/04_topologies.ipynb #680fbf66
 BASELINES = ('single', 'naive', 'chat')

@@ -103,18 +103,9 @@ def html_problems(html:str) -> list[str]:
         if run.replace('\\$', '').count('$') >= 2: problems.append(f"two $ in one run of HTML text (MathJax pairs them; put each in its own <span>): …{_context(run, run.index('$'))}…")
     return problems
 
-# Notebooks 04 and 05 (topologies, experience; the source of `Outcome._repr_markdown_`) are rewritten elsewhere:
-# until they take the convention (`python tests/dollars.py --fix` on their markdown, `md_dollars` in Outcome's
-# repr, then 04, 05 and 07 re-executed), they and the saved Outcome outputs elsewhere are left out of the scans.
-# tests/test_readers.py fails as soon as one of these exceptions is no longer needed: then drop it.
-PENDING_NOTEBOOKS = ('04_topologies.ipynb', '05_experience.ipynb')
-OUTCOME_PENDING = True
-_OUTCOME = re.compile(r'\*\*[\w-]+\*\* on `[^`]+` with ')
-def outcome_pending(md:str) -> bool: return OUTCOME_PENDING and bool(_OUTCOME.match(md))
-
 def _text(v): return ''.join(v) if isinstance(v, list) else str(v)
 
-def notebook_problems(path:Path, skip_output=lambda md: False) -> list[str]:
+def notebook_problems(path:Path) -> list[str]:
     "Every `$` in a saved notebook that JupyterLab, nbconvert or Quarto would read as maths, as 'file cell N: what'."
     nb, out = json.loads(Path(path).read_text()), []
     for i, cell in enumerate(nb['cells']):
@@ -122,7 +113,7 @@ def notebook_problems(path:Path, skip_output=lambda md: False) -> list[str]:
         if cell['cell_type'] == 'markdown': out += [f"{where} (markdown): {p}" for p in markdown_problems(_text(cell['source']))]
         for o in cell.get('outputs', []):
             data = o.get('data', {})
-            if 'text/markdown' in data and not skip_output(_text(data['text/markdown'])):
+            if 'text/markdown' in data:
                 out += [f"{where} (Markdown output): {p}" for p in markdown_problems(_text(data['text/markdown']))]
             if 'text/html' in data: out += [f"{where} (HTML output): {p}" for p in html_problems(_text(data['text/html']))]
     state = nb.get('metadata', {}).get('widgets', {}).get('application/vnd.jupyter.widget-state+json', {}).get('state', {})

@@ -5,12 +5,9 @@ import json, re
 from pathlib import Path
 import pytest
 from conftest import ROOT
-from dollars import (markdown_maths, markdown_problems, html_problems, notebook_problems, fix_markdown, outcome_pending,
-                     OUTCOME_PENDING, PENDING_NOTEBOOKS)
+from dollars import markdown_maths, markdown_problems, html_problems, notebook_problems, fix_markdown
 
 NBS = sorted((ROOT/'nbs').glob('*.ipynb'))
-_PENDING = pytest.mark.xfail(strict=True, reason='takes the dollar convention with its rewrite (tests/dollars.py PENDING_NOTEBOOKS)')
-SCANNED = [pytest.param(p, marks=_PENDING) if p.name in PENDING_NOTEBOOKS else p for p in NBS]
 
 def _nb(name): return json.loads((ROOT/'nbs'/name).read_text())
 def _text(v): return ''.join(v) if isinstance(v, list) else v
@@ -38,17 +35,10 @@ def test_the_fix_writes_money_the_house_way():
     assert test('\\$5 or $$\\max_j x_j$$\n\n$6', '<span>\\$</span>5 or $$\\max_j x_j$$\n\n<span>\\$</span>6')
     assert fix_markdown('a µ<span>\\$</span>, $x^2$') == 'a µ<span>\\$</span>, $x^2$'
 
-@pytest.mark.parametrize('path', SCANNED, ids=lambda p: p.name)
+@pytest.mark.parametrize('path', NBS, ids=lambda p: p.name)
 def test_no_money_is_read_as_maths(path):
-    problems = notebook_problems(path, skip_output=outcome_pending)
+    problems = notebook_problems(path)
     assert not problems, f"{len(problems)} dollar signs would be typeset as maths:\n" + '\n'.join(problems[:20])
-
-def test_outcome_outputs_are_still_pending():
-    # keeps OUTCOME_PENDING honest: once Outcome escapes its dollars and 04/07 are re-executed, this fails: drop the flag
-    if not OUTCOME_PENDING: pytest.skip('Outcome outputs are scanned like the rest')
-    pending = sum(1 for path in NBS if path.name not in PENDING_NOTEBOOKS for c in _nb(path.name)['cells'] for o in c.get('outputs', [])
-                  if outcome_pending(_text(o.get('data', {}).get('text/markdown', ''))) and markdown_problems(_text(o['data']['text/markdown'])))
-    assert pending, "no saved Outcome output has unescaped dollars any more: set OUTCOME_PENDING = False"
 
 def _state(nb): return nb.get('metadata', {}).get('widgets', {}).get('application/vnd.jupyter.widget-state+json', {}).get('state', {})
 
