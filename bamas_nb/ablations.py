@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, fixed_widget, PLANNING_PROMPT_TOKENS, repo_path
+from .core import Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, fixed_widget, PLANNING_PROMPT_TOKENS, repo_path, team_label
 from .ilp import Selection, InfeasibleBudget, select_llms, tier_weights, min_budget
 from .experience import ExperienceStore
 from .llm import user_cache_dir
@@ -23,8 +23,8 @@ from .bamas import complete_runs, strategy_runs, strategy_table
 __all__ = ['EXPERIENCE_TABLES', 'STRATEGY_ORDER', 'MATH_DATASETS', 'CODE_DATASETS', 'SELECTORS', 'experience_root', 'load_tables',
            'table_summary', 'split_tables', 'synthetic_tables', 'cached_embedder', 'save_embedder', 'train_on',
            'oracle_runs', 'replay', 'draw_sweep', 'SweepExplorer', 'topology_mix', 'paper_claims', 'reward_ablation',
-           'greedy_select', 'select_with', 'team_label', 'compare_selectors', 'logged_teams', 'selector_replay',
-           'pareto_frontier', 'frontier_accuracy', 'frontier_cost', 'regret_table']
+           'greedy_select', 'select_with', 'compare_selectors', 'logged_teams', 'selector_replay', 'pareto_frontier',
+           'frontier_accuracy', 'frontier_cost', 'regret_table']
 
 # %% ../nbs/08_ablations.ipynb #c46aecd1
 EXPERIENCE_TABLES = ('gsm8k-train', 'mbpp-train', 'gsm8k-test', 'mbpp-test', 'math500-test')
@@ -244,10 +244,6 @@ def select_with(selector:str, pool:Pool, budget, **kw) -> Selection:
     return greedy_select(pool, budget, order=selector.split('-')[1], reserve=selector.endswith('reserve'), **kw)
 
 # %% ../nbs/08_ablations.ipynb #ebe65813
-def team_label(counts) -> str:
-    "'name×k + …' for a team's counts ('—' for none)."
-    return ' + '.join(f"{n}×{k}" for n, k in counts.items()) if counts else '—'
-
 def compare_selectors(pool:Pool, budgets, selectors=SELECTORS, **kw) -> pd.DataFrame:
     "Per (budget, selector): whether a team is found, its ILP objective as a share of the ILP's, its estimated cost, size and members."
     rows = []

@@ -12,21 +12,20 @@ import argparse
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, repo_path, repo_root, shipped, POOL_HELP, md_dollars
+from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, repo_path, repo_root, shipped, POOL_HELP, md_dollars, team_label, parse_budgets
 from .ilp import Selection, InfeasibleBudget, select_llms, min_budget
 from .llm import recording
 from .tasks import Task, DataNotFound, DATASETS, load_tasks, file_args, dataset_options
 from .topologies import Outcome, run_topology, summarize, load_autogen
-from .policy import Policy, load_policy
+from .policy import Policy, load_policy, policy_choices
 from .experience import pool_id
 
 # %% auto #0
 __all__ = ['DEFAULT_POOL', 'DEFAULT_POLICY', 'TRAIN_TABLES', 'TRAIN_SETTINGS', 'DEMO_FALLBACK', 'DEMO_BUDGETS', 'demo_command',
            'STRATEGIES', 'STRATEGY_LABELS', 'TEST_TABLES', 'PAPER_RESULTS', 'Plan', 'pool_mismatch', 'Bamas',
            'train_argv', 'train_default_policy', 'load_bamas', 'demo_tasks', 'run_demo', 'local_models', 'LocalServers',
-           'local_servers', 'demo_session', 'complete_runs', 'policy_choices', 'strategy_runs', 'strategy_table',
-           'wide_table', 'read_test_tables', 'cost_at_equal_accuracy', 'plot_cost_accuracy', 'paper_results',
-           'paper_side_by_side']
+           'local_servers', 'demo_session', 'complete_runs', 'strategy_runs', 'strategy_table', 'wide_table',
+           'read_test_tables', 'cost_at_equal_accuracy', 'plot_cost_accuracy', 'paper_results', 'paper_side_by_side']
 
 # %% ../nbs/07_bamas.ipynb #790da059
 @dataclass(frozen=True)
@@ -47,15 +46,12 @@ class Plan:
     def fallback(self) -> bool: return self.topology == 'single'
 
     def __repr__(self):
-        team = ' + '.join(f"{n}×{k}" for n, k in self.selection.counts.items())
-        return f"Plan({self.task.id}: {self.topology} with {team}, est. {self.est_cost:,.1f} µ$ of {self.budget:,.0f} µ$)"
+        return f"Plan({self.task.id}: {self.topology} with {team_label(self.selection.counts)}, est. {self.est_cost:,.1f} µ$ of {self.budget:,.0f} µ$)"
 
 # %% ../nbs/07_bamas.ipynb #f99910d8
-def _team(counts) -> str: return ' + '.join(f"{n}×{k}" for n, k in counts.items())
-
 @patch
 def _repr_markdown_(self:Plan) -> str:
-    head = (f"**Plan** for `{self.task.id}` at {self.budget:,.0f} µ$: **{self.topology}** with {_team(self.selection.counts)} "
+    head = (f"**Plan** for `{self.task.id}` at {self.budget:,.0f} µ$: **{self.topology}** with {team_label(self.selection.counts)} "
             f"(estimated {self.est_cost:,.1f} µ$)")
     cells = [f"**{p:.3f}**" if t == self.topology else f"{p:.3f}" for t, p in self.probs.items()]
     probs = (f"| | {' | '.join(self.probs)} |\n|---|{'---:|'*len(self.probs)}\n| π(topology \\| task, budget) | {' | '.join(cells)} |")
@@ -201,7 +197,7 @@ def run_demo(bamas:Bamas, tasks, budgets=DEMO_BUDGETS, cache='default', progress
             o = bamas.execute(plan, cache)
             outs.append(o)
             failed = [x.note for x in o.trace if x.note.startswith('failed')]
-            rows.append(dict(task=t.id, budget=b, llms=_team(plan.selection.counts), topology=o.topology,
+            rows.append(dict(task=t.id, budget=b, llms=team_label(plan.selection.counts), topology=o.topology,
                              p=None if plan.fallback else round(plan.probs[plan.topology], 4), correct=o.correct, cost=round(o.cost, 4),
                              calls=o.calls, replayed=sum(x.cached for x in o.trace if x.ok), failed=len(failed),
                              stopped_by_budget=o.stopped_by_budget, error=failed[0][:300] if failed else None, notes=list(plan.notes)))
@@ -279,19 +275,13 @@ def _demo_args(p):
     p.add_argument('--replay', default=None, help=argparse.SUPPRESS)   # recordings to replay (tests): no servers, no live calls
 
 # %% ../nbs/07_bamas.ipynb #ae309b9d
-def _demo_budgets(text) -> list[float]:
-    try: budgets = [check_budget(b) for b in str(text).split(',') if b.strip()]
-    except BamasError as e: raise BamasError(f"--budgets: {e}") from None
-    if not budgets: raise BamasError("--budgets: give at least one budget in µ$, e.g. --budgets 1000,2400")
-    return budgets
-
 def _progress(row, i, total):
     print(f"[{i}/{total}] {row['task']} at {row['budget']:,.0f} µ$: {row['topology']} with {row['llms']} -> "
           f"{'correct' if row['correct'] else 'wrong'}, {row['cost']:,.1f} µ$", file=sys.stderr, flush=True)
 
 def _demo_run(args) -> dict:
     t0 = time.perf_counter()
-    budgets = _demo_budgets(args.budgets)
+    budgets = parse_budgets(args.budgets)
     if args.n < 1: raise BamasError(f"--n must be ≥ 1, got {args.n}")
     b = load_bamas(args.pool, args.policy)
     tasks, notes = demo_tasks([d.strip() for d in args.datasets.split(',') if d.strip()], args.n, args.seed, **dataset_options(args))
@@ -345,12 +335,6 @@ def complete_runs(df, strategies=None) -> pd.DataFrame:
         full = have[have == len(want)].index
         parts.append(d[pd.MultiIndex.from_frame(d[['task_id', 'budget']]).isin(full)])
     return pd.concat(parts, ignore_index=True) if parts else df.iloc[:0]
-
-def policy_choices(policy:Policy, df) -> pd.DataFrame:
-    "The policy's topology (and its probability) for each (task, budget) of an experience table."
-    keys = df[['task_id', 'text', 'budget']].drop_duplicates().reset_index(drop=True)
-    p = policy.probs(keys.text.tolist(), keys.budget.to_numpy()) if len(keys) else np.zeros((0, len(TOPOLOGIES)))
-    return keys.assign(topology=[TOPOLOGIES[i] for i in p.argmax(1)], p=p.max(1) if len(keys) else [])
 
 # %% ../nbs/07_bamas.ipynb #53442be2
 def strategy_runs(df, policy:Policy|None=None, complete:bool=True) -> pd.DataFrame:

@@ -13,9 +13,10 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TOPOLOGIES', 'BUDGETS', 'PLANNING_PROMPT_TOKENS', 'LLM_KEYS', 'SHIPPED_POOLS', 'POOL_HELP', 'DOLLAR_MD', 'BamasError',
-           'PoolError', 'BudgetError', 'check_topology', 'repo_root', 'shipped', 'repo_path', 'check_budget', 'LLM',
-           'call_cost', 'est_call_cost', 'llm_from_dict', 'Pool', 'pool_file', 'pool_from_dict', 'load_pool',
-           'pool_to_dict', 'save_pool', 'Usage', 'md_dollars', 'html_dollars', 'fixed_widget']
+           'PoolError', 'BudgetError', 'check_topology', 'repo_root', 'shipped', 'repo_path', 'check_budget',
+           'parse_budgets', 'team_label', 'run_sync', 'LLM', 'call_cost', 'est_call_cost', 'llm_from_dict', 'Pool',
+           'pool_file', 'pool_from_dict', 'load_pool', 'pool_to_dict', 'save_pool', 'Usage', 'md_dollars',
+           'html_dollars', 'fixed_widget']
 
 # %% ../nbs/00_core.ipynb #fbdcb44d
 TOPOLOGIES = ('linear', 'star', 'feedback', 'planner')   # Linear, Star, Feedback, Planner-driven
@@ -73,6 +74,26 @@ def check_budget(budget, name='budget') -> float:
     if math.isnan(b) or math.isinf(b): raise BudgetError(f"{name} must be finite, got {budget!r}; pass e.g. 1250")
     if b <= 0: raise BudgetError(f"{name} must be > 0 µ$, got {budget!r}; pass a positive amount such as 1250")
     return b
+
+# %% ../nbs/00_core.ipynb #acf7dd4c
+def parse_budgets(text, flag:str='--budgets') -> list[float]:
+    "The comma-separated budgets of `text` (µ$), each checked; a `BudgetError` naming `flag` when one is bad or none is given."
+    try: budgets = [check_budget(b) for b in str(text).split(',') if b.strip()]
+    except BudgetError as e: raise BudgetError(f"{flag}: {e}") from None
+    if not budgets: raise BudgetError(f"{flag}: no budget given; pass e.g. {flag} 1000,2400")
+    return budgets
+
+# %% ../nbs/00_core.ipynb #d87aef30
+def team_label(counts:dict) -> str:
+    "A team as text, e.g. `qwen-1.5b×1 + qwen-0.5b×2` (— when empty)."
+    return ' + '.join(f"{n}×{k}" for n, k in counts.items()) if counts else '—'
+
+def run_sync(make_coro):
+    "Run the coroutine `make_coro()` to completion from synchronous code, also inside a running event loop (a notebook's)."
+    import asyncio, concurrent.futures
+    try: asyncio.get_running_loop()
+    except RuntimeError: return asyncio.run(make_coro())
+    with concurrent.futures.ThreadPoolExecutor(1) as ex: return ex.submit(lambda: asyncio.run(make_coro())).result()
 
 # %% ../nbs/00_core.ipynb #29467a33
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa, pyarrow.parquet as pq
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, pool_to_dict
+from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, pool_to_dict, parse_budgets
 from .ilp import select_llms, InfeasibleBudget
 from .tasks import Task, load_tasks, sample_tasks, dataset_args, dataset_options
 from .topologies import run_topology, check_strategy, Outcome
@@ -283,9 +283,7 @@ def _call_settings(args):
         os.environ['BAMAS_ATTEMPTS'] = str(args.attempts)
 
 def _generate_run(args) -> dict:
-    try: budgets = [check_budget(b) for b in args.budgets.split(',') if b.strip()]
-    except BamasError as e: raise BamasError(f"--budgets: {e}") from None
-    if not budgets: raise BamasError("--budgets: no budget given; pass e.g. --budgets 1000,2400")
+    budgets = parse_budgets(args.budgets)
     _call_settings(args)
     if args.backend == 'ray' and args.ray_address:
         import ray; ray.init(address=args.ray_address)

@@ -10,7 +10,7 @@ from functools import lru_cache
 import pulp
 from types import MappingProxyType
 from fastcore.basics import patch
-from .core import LLM, Pool, BamasError, check_budget, est_call_cost, load_pool, fixed_widget, PLANNING_PROMPT_TOKENS, POOL_HELP, md_dollars, html_dollars
+from .core import LLM, Pool, BamasError, check_budget, est_call_cost, load_pool, fixed_widget, PLANNING_PROMPT_TOKENS, POOL_HELP, md_dollars, html_dollars, team_label
 
 # %% auto #0
 __all__ = ['select_command', 'tier_costs', 'tier_weights', 'InfeasibleBudget', 'Selection', 'min_budget', 'select_llms',
@@ -56,7 +56,7 @@ class Selection:
     @property
     def objective(self) -> int: return sum(self.weights[self.pool[n].tier]*k for n, k in self.counts.items())
     def __repr__(self):
-        team = ' + '.join(f"{n}×{k}" for n, k in self.counts.items())
+        team = team_label(self.counts)
         return f"Selection({team}, est. {self.est_cost:,.1f} µ$ of {self.budget:,.0f} µ$)"
 
 # %% ../nbs/01_ilp.ipynb #8fe92dc9

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 from fastcore.basics import patch
 from tqdm import tqdm
-from .core import BamasError, LLM, Usage, call_cost, check_budget, load_pool, repo_path, POOL_HELP, md_dollars
+from .core import BamasError, LLM, Usage, call_cost, check_budget, load_pool, repo_path, POOL_HELP, md_dollars, run_sync
 from .cli import Command
 
 # %% auto #0
@@ -766,10 +766,7 @@ async def abatch(self:Meter, requests, progress:bool=True, desc:str='calls') -> 
 @patch
 def batch(self:Meter, requests, progress:bool=True, desc:str='calls') -> list[Reply]:
     "`abatch` from synchronous code."
-    coro = lambda: self.abatch(requests, progress, desc)
-    try: asyncio.get_running_loop()
-    except RuntimeError: return asyncio.run(coro())
-    with concurrent.futures.ThreadPoolExecutor(1) as ex: return ex.submit(lambda: asyncio.run(coro())).result()
+    return run_sync(lambda: self.abatch(requests, progress, desc))
 
 # %% ../nbs/02_llm.ipynb #f7c6d37d
 @patch

@@ -17,8 +17,8 @@ from .core import TOPOLOGIES, BamasError, check_budget
 # %% auto #0
 __all__ = ['EMBED_DIM', 'EXPERIENCE_COLUMNS', 'CHECKPOINT_FORMAT', 'train_command', 'TaskEmbedder', 'PolicyNet', 'RewardConfig',
            'reward', 'synthetic_experience', 'Batchable', 'check_experience', 'best_only', 'prepare', 'TrainConfig',
-           'reinforce_loss', 'train_policy', 'Policy', 'save_policy', 'load_policy', 'oracle_topology', 'evaluate',
-           'read_experience', 'table_paths']
+           'reinforce_loss', 'train_policy', 'Policy', 'save_policy', 'load_policy', 'oracle_topology',
+           'policy_choices', 'evaluate', 'read_experience', 'table_paths']
 
 # %% ../nbs/06_policy.ipynb #ac4df670
 EMBED_DIM = 384
@@ -268,12 +268,16 @@ def oracle_topology(df, cfg:RewardConfig=RewardConfig()) -> pd.Series:
     r = r.sort_values(['task_id', 'budget', '_r', '_o'], ascending=[True, True, False, True])
     return r.groupby(['task_id', 'budget']).topology.first()
 
+def policy_choices(policy:Policy, df) -> pd.DataFrame:
+    "The policy's topology (and its probability) for each (task, budget) of an experience table."
+    keys = df[['task_id', 'text', 'budget']].drop_duplicates().reset_index(drop=True)
+    p = policy.probs(keys.text.tolist(), keys.budget.to_numpy()) if len(keys) else np.zeros((0, len(TOPOLOGIES)))
+    return keys.assign(topology=[TOPOLOGIES[i] for i in p.argmax(1)], p=p.max(1) if len(keys) else [])
+
 def evaluate(policy:Policy, df) -> pd.DataFrame:
     "Replay `policy` on a held-out experience table: per-budget accuracy, cost, over-budget rate, oracle agreement."
     df = check_experience(df)
-    keys = df[['task_id', 'text', 'budget']].drop_duplicates()
-    p = policy.probs(keys.text.tolist(), keys.budget.to_numpy())
-    keys = keys.assign(topology=[TOPOLOGIES[i] for i in p.argmax(1)])
+    keys = policy_choices(policy, df).drop(columns='p')
     chosen = keys.merge(df, on=['task_id', 'text', 'budget', 'topology'], how='left')
     oracle = oracle_topology(df).rename('oracle').reset_index()
     chosen = chosen.merge(oracle, on=['task_id', 'budget'])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re, time
 from dataclasses import dataclass, field
 from fastcore.basics import patch
-from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, call_cost, load_pool, md_dollars, POOL_HELP
+from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, call_cost, load_pool, md_dollars, POOL_HELP, run_sync
 from .ilp import Selection, select_llms
 from .llm import Meter, BudgetExhausted, prompt_bound
 from .tasks import Task, Grade, load_tasks, dataset_args, dataset_options
@@ -469,11 +469,7 @@ async def arun_autogen(task:Task, selection:Selection, budget=None, max_turns:in
 # %% ../nbs/04_topologies.ipynb #5e396ad6
 def run_autogen(task:Task, selection:Selection, budget=None, max_turns:int=4) -> Outcome:
     "`arun_autogen` from synchronous code (also inside a notebook's running event loop)."
-    import asyncio, concurrent.futures
-    coro = lambda: arun_autogen(task, selection, budget, max_turns)
-    try: asyncio.get_running_loop()
-    except RuntimeError: return asyncio.run(coro())
-    with concurrent.futures.ThreadPoolExecutor(1) as ex: return ex.submit(lambda: asyncio.run(coro())).result()
+    return run_sync(lambda: arun_autogen(task, selection, budget, max_turns))
 
 # %% ../nbs/04_topologies.ipynb #d3b0ba3d
 def _outcome_from_dict(d:dict) -> Outcome:

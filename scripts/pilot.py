@@ -9,7 +9,7 @@ Start the local models first (`bamas serve-local`, or pass --serve). Prints the 
     python scripts/pilot.py --budgets 1000,2400 --concurrency 4
 """
 import argparse, sys, time
-from bamas_nb.core import BUDGETS, TOPOLOGIES, load_pool, check_budget
+from bamas_nb.core import BUDGETS, TOPOLOGIES, load_pool, parse_budgets
 from bamas_nb.experience import ExperienceStore, generate, interleave, pilot_tasks
 from bamas_nb.topologies import BASELINES
 
@@ -21,7 +21,7 @@ def main():
     ap.add_argument('--concurrency', type=int, default=4, help='runs in flight')
     ap.add_argument('--group', type=int, default=3, help='tasks per group (one per data set)')
     a = ap.parse_args()
-    pool, budgets = load_pool(a.pool), [check_budget(b) for b in a.budgets.split(',')]
+    pool, budgets = load_pool(a.pool), parse_budgets(a.budgets)
     tasks, strategies = interleave(pilot_tasks()), list(TOPOLOGIES) + list(BASELINES)
     for i in range(0, len(tasks), a.group):
         t0 = time.time()

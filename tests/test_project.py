@@ -57,3 +57,40 @@ def test_no_cell_mixes_imports_with_other_code():
             if imports and not all(isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)) for n in tree.body):
                 bad.append(f'{path.name} cell {i}: {src.splitlines()[0]}')
     assert not bad, 'move the imports into an imports-only cell:\n' + '\n'.join(bad)
+
+# Logbook wording: the docs say what the project is and how to use it, not the order in which it was made.
+_HISTORY = [r'\bsessions?\s+\d', r'\b(?:later|earlier|previous|next)\s+sessions?\b', r'\bstretch(?:es)?\s+of\s+work\b',
+            r'\brounds?\s+\d+\s+(?:to|and)\s+\d+', r'\bround\s+\d+\s+(?:is|comes)\s+next\b', r'\(round\s+\d+\)',
+            r'\bmachine\b[^.]{0,40}\bwritten\s+on\b', r'\bwritten\s+on\s+(?:this|the|a)\b[^.]{0,20}\bmachine\b']
+_SKIP_DIRS = {'.venv', '_proc', 'node_modules'}
+
+def _doc_texts():
+    "(name, text) of every Markdown file of the repository and every markdown cell of nbs/*.ipynb."
+    import json
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith('.'))
+        for f in sorted(files):
+            if f.endswith('.md'): yield str((Path(top)/f).relative_to(ROOT)), (Path(top)/f).read_text()
+    for path in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for i, cell in enumerate(json.loads(path.read_text())['cells']):
+            if cell['cell_type'] == 'markdown': yield f'nbs/{path.name} cell {i}', ''.join(cell['source'])
+
+def test_docs_describe_the_project_not_its_history():
+    import re
+    pat = re.compile('|'.join(_HISTORY), re.IGNORECASE)
+    bad = [f'{name}: {" ".join(m.group(0).split())!r}' for name, text in _doc_texts() for m in pat.finditer(text)]
+    assert not bad, ('describe the software and its data, not a logbook (no sessions, numbered rounds or who did what):\n'
+                     + '\n'.join(bad))
+
+def test_saved_outputs_name_no_local_path():
+    # a warning's '/tmp/ipykernel_12345/…' or the checkout's own path differs on every machine and rerun: fix its cause
+    import json, re
+    root = str(ROOT.resolve())
+    pat = re.compile(r'/tmp/ipykernel_\d+|' + re.escape(root))
+    bad = []
+    for path in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for i, cell in enumerate(json.loads(path.read_text())['cells']):
+            for out in cell.get('outputs', []):
+                text = json.dumps(out, ensure_ascii=False)
+                if m := pat.search(text): bad.append(f'{path.name} cell {i}: {m.group(0)}')
+    assert not bad, 'saved outputs name a local path (rerun after fixing the warning or print):\n' + '\n'.join(bad)

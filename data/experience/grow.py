@@ -31,11 +31,10 @@ from bamas_nb.core import load_pool, TOPOLOGIES
 from bamas_nb.llm import default_cache, recording, NotRecorded
 from bamas_nb.tasks import load_tasks, get_task
 from bamas_nb.ilp import select_llms
-from bamas_nb.topologies import run_topology
+from bamas_nb.topologies import run_topology, BASELINES
 from bamas_nb.experience import ExperienceStore, generate
 
 BUDGETS = (500, 875, 1250, 1625, 2000)
-BASELINES = ('single', 'naive', 'chat')
 BENCH_BUDGETS = (500, 1250, 2000)  # the grid of bamas_nb.topologies.benchmark_runs
 TABLES = {  # name: (data set, split, strategies)
     'gsm8k-test': ('gsm8k', 'test', TOPOLOGIES + BASELINES),
