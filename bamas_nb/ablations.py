@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from .core import Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, fixed_widget, PLANNING_PROMPT_TOKENS, repo_path, team_label
 from .ilp import Selection, InfeasibleBudget, select_llms, tier_weights, min_budget
 from .experience import ExperienceStore
-from .llm import user_cache_dir
+from .core import user_cache_dir
 from .topologies import BASELINES
 from .policy import (RewardConfig, TrainConfig, TaskEmbedder, Policy, oracle_topology, prepare, train_policy,
                              synthetic_experience)

@@ -312,7 +312,7 @@ def _demo_text(r) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/07_bamas.ipynb #15998fc9
-from .cli import Command
+from .core import Command
 
 # %% ../nbs/07_bamas.ipynb #68d44aff
 demo_command = Command('Plan and solve GSM8K and MBPP test tasks live with BAMAS on the default pool (starts the local models if needed)',

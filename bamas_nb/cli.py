@@ -7,19 +7,10 @@ from __future__ import annotations
 import argparse, importlib, json, sys
 from dataclasses import dataclass
 from typing import Callable
-from .core import BamasError
+from .core import BamasError, Command
 
 # %% auto #0
-__all__ = ['COMMANDS', 'Command', 'load_command', 'main']
-
-# %% ../nbs/10_cli.ipynb #335d65b4
-@dataclass
-class Command:
-    "A `bamas` subcommand."
-    help: str                          # one line for `bamas --help`
-    add_args: Callable                 # add_args(parser): declare the arguments
-    run: Callable                      # run(args) -> dict, JSON-ready
-    text: Callable|None = None         # text(result) -> str for people; JSON is shown when missing
+__all__ = ['COMMANDS', 'load_command', 'main']
 
 # %% ../nbs/10_cli.ipynb #1d7503ad
 COMMANDS = {

@@ -8,15 +8,16 @@ import collections, math, numbers, os, re
 from importlib import resources
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
+from typing import Callable
 import yaml
 from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TOPOLOGIES', 'BUDGETS', 'PLANNING_PROMPT_TOKENS', 'LLM_KEYS', 'SHIPPED_POOLS', 'POOL_HELP', 'DOLLAR_MD', 'BamasError',
-           'PoolError', 'BudgetError', 'check_topology', 'repo_root', 'shipped', 'repo_path', 'check_budget',
-           'parse_budgets', 'team_label', 'run_sync', 'LLM', 'call_cost', 'est_call_cost', 'llm_from_dict', 'Pool',
-           'pool_file', 'pool_from_dict', 'load_pool', 'pool_to_dict', 'save_pool', 'Usage', 'md_dollars',
-           'html_dollars', 'fixed_widget']
+           'PoolError', 'BudgetError', 'check_topology', 'repo_root', 'shipped', 'repo_path', 'user_cache_dir',
+           'check_budget', 'parse_budgets', 'team_label', 'run_sync', 'LLM', 'call_cost', 'est_call_cost',
+           'llm_from_dict', 'Pool', 'pool_file', 'pool_from_dict', 'load_pool', 'pool_to_dict', 'save_pool', 'Usage',
+           'md_dollars', 'html_dollars', 'fixed_widget', 'Command']
 
 # %% ../nbs/00_core.ipynb #fbdcb44d
 TOPOLOGIES = ('linear', 'star', 'feedback', 'planner')   # Linear, Star, Feedback, Planner-driven
@@ -63,6 +64,11 @@ def repo_path(rel:str, env:str|None=None) -> Path:
         raise BamasError(f"{rel} is not in the installed package, only in the bamas-nb repository: work in a clone of it "
                          "(pip install -e . there)" + (f", or set {env} to a folder that has it" if env else ''))
     return root/rel
+
+# %% ../nbs/00_core.ipynb #10db074d
+def user_cache_dir() -> Path:
+    "Where bamas-nb keeps its cache (calls, model weights, logs): `$XDG_CACHE_HOME/bamas-nb` or `~/.cache/bamas-nb`."
+    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'bamas-nb'
 
 # %% ../nbs/00_core.ipynb #4a394bcb
 def check_budget(budget, name='budget') -> float:
@@ -286,3 +292,12 @@ def fixed_widget(cls, name:str, layout:dict|None=None, style:dict|None=None, **k
     if trait is not None: kw['style'] = trait.klass(model_id=f"{key}-style", **(style or {}))
     elif style: raise BamasError(f"fixed_widget: {cls.__name__} has no style; drop style={style!r}")
     return cls(model_id=key, layout=w.Layout(model_id=f"{key}-layout", **(layout or {})), **kw)
+
+# %% ../nbs/00_core.ipynb #f976f031
+@dataclass
+class Command:
+    "A `bamas` subcommand."
+    help: str                          # one line for `bamas --help`
+    add_args: Callable                 # add_args(parser): declare the arguments
+    run: Callable                      # run(args) -> dict, JSON-ready
+    text: Callable|None = None         # text(result) -> str for people; JSON is shown when missing

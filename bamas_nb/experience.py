@@ -306,7 +306,7 @@ def _generate_text(r) -> str:
             f"{r['failed_calls']} failed calls{why}; {r['seconds']:,.1f} s")
 
 # %% ../nbs/05_experience.ipynb #4edae4c7
-from .cli import Command
+from .core import Command
 
 # %% ../nbs/05_experience.ipynb #ad8d5c65
 generate_command = Command('Generate experience: every (task, budget, topology), resumable', _generate_args, _generate_run, _generate_text)

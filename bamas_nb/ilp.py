@@ -170,7 +170,7 @@ def _select_text(r) -> str:
     return '\n'.join(lines + [f"  tier weights: {r['weights']}"])
 
 # %% ../nbs/01_ilp.ipynb #67bbf859
-from .cli import Command
+from .core import Command
 
 # %% ../nbs/01_ilp.ipynb #cf30b6dc
 select_command = Command('Select the LLM team for a budget (the ILP)', _select_args, _select_run, _select_text)

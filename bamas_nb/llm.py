@@ -11,18 +11,18 @@ from pathlib import Path
 from typing import Any, Callable
 from fastcore.basics import patch
 from tqdm import tqdm
-from .core import BamasError, LLM, Usage, call_cost, check_budget, load_pool, repo_path, POOL_HELP, md_dollars, run_sync
-from .cli import Command
+from .core import BamasError, LLM, Usage, call_cost, check_budget, load_pool, repo_path, user_cache_dir, POOL_HELP, md_dollars, run_sync
+from .core import Command
 
 # %% auto #0
 __all__ = ['ROLES', 'FLOAT_PARAMS', 'REFUSED_PARAMS', 'TOKEN_COUNTERS', 'BYTE_BOUND', 'MODES', 'SECRET_PATTERNS', 'call_command',
            'as_messages', 'sampling_params', 'request_key', 'ByteBound', 'register_token_counter', 'token_counter_for',
-           'prompt_bound', 'check_mode', 'user_cache_dir', 'make_entry', 'CallCache', 'find_secret', 'redact_secrets',
-           'recordings_dir', 'record_mode_from_env', 'Recording', 'recording', 'NotRecorded', 'StoreChain', 'as_store',
-           'default_cache', 'litellm_module', 'completion_kwargs', 'BadResponse', 'parse_response', 'check_model',
-           'LiteLLMProvider', 'env_number', 'default_timeout', 'RetryPolicy', 'provider_errors', 'is_retryable',
-           'with_retries', 'awith_retries', 'BudgetExhausted', 'exact_cost', 'Reservation', 'Meter', 'check_max_tokens',
-           'Reply', 'bound_tightness']
+           'prompt_bound', 'check_mode', 'make_entry', 'CallCache', 'find_secret', 'redact_secrets', 'recordings_dir',
+           'record_mode_from_env', 'Recording', 'recording', 'NotRecorded', 'StoreChain', 'as_store', 'default_cache',
+           'litellm_module', 'completion_kwargs', 'BadResponse', 'parse_response', 'check_model', 'LiteLLMProvider',
+           'env_number', 'default_timeout', 'RetryPolicy', 'provider_errors', 'is_retryable', 'with_retries',
+           'awith_retries', 'BudgetExhausted', 'exact_cost', 'Reservation', 'Meter', 'check_max_tokens', 'Reply',
+           'bound_tightness']
 
 # %% ../nbs/02_llm.ipynb #10af53a8
 ROLES = ('system', 'user', 'assistant')
@@ -104,9 +104,6 @@ def check_mode(mode:str) -> str:
     if mode not in MODES: raise BamasError(f"cache mode must be one of {', '.join(MODES)}, got {mode!r}")
     return mode
 
-def user_cache_dir() -> Path:
-    "Where bamas-nb keeps its cache (calls, model weights, logs): `$XDG_CACHE_HOME/bamas-nb` or `~/.cache/bamas-nb`."
-    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'bamas-nb'
 
 def make_entry(key, llm:LLM, messages, params, sample, prompt_bound, bound_method, response=None) -> dict:
     "A store entry; keys in a fixed order (recordings are diffed)."

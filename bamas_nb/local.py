@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 from fastcore.basics import patch
 from .core import BamasError, Pool, load_pool, repo_root
-from .llm import Recording, user_cache_dir, register_token_counter, recordings_dir
-from .cli import Command
+from .core import user_cache_dir
+from .llm import Recording, register_token_counter, recordings_dir
+from .core import Command
 
 # %% auto #0
 __all__ = ['LOCAL_MODELS', 'ENGINES', 'serve_local_command', 'record_command', 'LocalModel', 'weight_parts', 'models_dir',

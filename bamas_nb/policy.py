@@ -336,7 +336,7 @@ def _train_run(args) -> dict:
     return res
 
 # %% ../nbs/06_policy.ipynb #e0531f1e
-from .cli import Command
+from .core import Command
 
 # %% ../nbs/06_policy.ipynb #5a26a248
 train_command = Command('Train the topology policy on experience tables (REINFORCE)', _train_args, _train_run)

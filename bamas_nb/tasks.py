@@ -15,8 +15,8 @@ from typing import Callable
 from fastcore.basics import patch
 import math_verify, sympy
 from .core import BamasError, repo_root, shipped, md_dollars
-from .llm import user_cache_dir
-from .cli import Command
+from .core import user_cache_dir
+from .core import Command
 
 # %% auto #0
 __all__ = ['KINDS', 'GRADERS', 'MATH_VERIFY_TIMEOUT', 'SANDBOX_ENV', 'Untrusted', 'TrustedValues', 'TrustedCalls', 'DATASETS',

@@ -553,7 +553,7 @@ def _run_text(r) -> str:
     return '\n'.join(lines + [f"{tot['n']} tasks: accuracy {tot['accuracy']:.1%}, mean cost {tot['mean_cost']:,.1f} µ$, over budget {tot['over_budget']}"])
 
 # %% ../nbs/04_topologies.ipynb #86519b4e
-from .cli import Command
+from .core import Command
 
 # %% ../nbs/04_topologies.ipynb #5cd2351d
 run_command = Command('Run a topology or baseline live on sampled tasks under a budget', _run_args, _run_run, _run_text)

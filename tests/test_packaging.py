@@ -53,7 +53,7 @@ def installed(tmp_path, monkeypatch):
 def test_an_installed_package_reads_its_own_copies(installed):
     from bamas_nb.bamas import load_bamas
     from bamas_nb.tasks import load_tasks, data_dir
-    from bamas_nb.llm import user_cache_dir
+    from bamas_nb.core import user_cache_dir
     assert repo_root() is None and shipped('data/pools/local.yaml') == installed/'data/pools/local.yaml'
     assert load_pool('local').source == str(installed/'data/pools/local.yaml')
     assert [t.id for t in load_tasks('mini-math', n=2)] == ['mini-math/2', 'mini-math/10'] and len(load_tasks('mini-code')) == 8
