@@ -14,7 +14,7 @@ import pandas as pd
 from fastcore.basics import patch
 from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, repo_path, repo_root, shipped, POOL_HELP, md_dollars, team_label, parse_budgets
 from .ilp import Selection, InfeasibleBudget, select_llms, min_budget
-from .llm import recording
+from .stores import recording
 from .tasks import Task, DataNotFound, DATASETS, load_tasks, file_args, dataset_options
 from .topologies import Outcome, run_topology, summarize, load_autogen
 from .policy import Policy, load_policy, policy_choices

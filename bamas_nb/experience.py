@@ -16,7 +16,7 @@ from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool
 from .ilp import select_llms, InfeasibleBudget
 from .tasks import Task, load_tasks, sample_tasks, dataset_args, dataset_options
 from .topologies import run_topology, check_strategy, Outcome
-from .llm import check_model
+from .provider import check_model
 
 # %% auto #0
 __all__ = ['SCHEMA', 'KEY', 'PILOT', 'generate_command', 'pool_id', 'run_key', 'record_of', 'ExperienceStore', 'read_trace',

@@ -15,7 +15,8 @@ from typing import Any
 from fastcore.basics import patch
 from .core import BamasError, Pool, load_pool, repo_root
 from .core import user_cache_dir
-from .llm import Recording, register_token_counter, recordings_dir
+from .provider import register_token_counter, register_counter_source
+from .stores import Recording, recordings_dir
 from .core import Command
 
 # %% auto #0
@@ -173,6 +174,8 @@ def gguf_counter_for(model:str) -> GGUFTokenCounter|None:
     p = verified_weights(spec)
     if p is None: return None
     with _LLAMA_LOCK: return _COUNTERS.setdefault(p, GGUFTokenCounter(p))
+
+register_counter_source('local GGUF', gguf_counter_for)
 
 # %% ../nbs/02a_local.ipynb #b437b15b
 def default_threads(n_servers:int, cores:int|None=None) -> int:

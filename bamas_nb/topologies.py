@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from fastcore.basics import patch
 from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, call_cost, load_pool, md_dollars, POOL_HELP, run_sync
 from .ilp import Selection, select_llms
-from .llm import Meter, BudgetExhausted, prompt_bound
+from .provider import prompt_bound
+from .meter import Meter, BudgetExhausted
 from .tasks import Task, Grade, load_tasks, dataset_args, dataset_options
 
 # %% auto #0
@@ -477,7 +478,7 @@ def _outcome_from_dict(d:dict) -> Outcome:
                    d['stopped_by_budget'], [Turn(**t) for t in d['trace']], d.get('final_turn'), d.get('truncated', False), d.get('seconds', 0.0))
 
 def autogen_path(name:str='04_autogen'):
-    from bamas_nb.llm import recordings_dir
+    from bamas_nb.stores import recordings_dir
     return recordings_dir()/f"{name}.jsonl"
 
 def load_autogen(name:str='04_autogen') -> list[Outcome]:

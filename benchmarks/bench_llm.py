@@ -1,4 +1,4 @@
-"""Benchmark of the call layer (`bamas_nb.llm`) against a raw litellm call, on a fake OpenAI-compatible server.
+"""Benchmark of the call layer (`bamas_nb.meter`) against a raw litellm call, on a fake OpenAI-compatible server.
 
 1. Overhead per call: the same requests sent with `litellm.completion` directly and through `Meter.call` (no
    cache; then with the sqlite call cache writing every answer), interleaved, against a server that answers
@@ -14,7 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_openai_server import FakeOpenAIServer
 from bamas_nb.core import LLM
-from bamas_nb.llm import Meter, CallCache, completion_kwargs, litellm_module, as_messages, sampling_params
+from bamas_nb.provider import completion_kwargs, litellm_module, as_messages, sampling_params
+from bamas_nb.stores import CallCache
+from bamas_nb.meter import Meter
 
 def _llm(srv) -> LLM: return LLM('fake', 'openai/fake', 2, 0.1, 0.4, 64, srv.api_base)
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psutil
 from fake_openai_server import FakeOpenAIServer
 from bamas_nb.core import LLM
-from bamas_nb.llm import Meter
+from bamas_nb.meter import Meter
 
 MB = 2**20
 

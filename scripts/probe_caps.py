@@ -10,7 +10,8 @@ data set, how many replies finished, and the median, 90th and 95th percentile of
 import argparse, json, statistics
 from concurrent.futures import ThreadPoolExecutor
 from bamas_nb.core import load_pool
-from bamas_nb.llm import Meter, recording
+from bamas_nb.stores import recording
+from bamas_nb.meter import Meter
 from bamas_nb.topologies import PROMPTS, HEAD
 from bamas_nb.experience import pilot_tasks
 

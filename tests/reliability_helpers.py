@@ -2,7 +2,7 @@
 import os
 from pathlib import Path
 import yaml
-from bamas_nb.llm import RetryPolicy
+from bamas_nb.provider import RetryPolicy
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=2.0)   # three attempts, almost no waiting
 MATH_REPLY = 'ACCEPT. The total is \\boxed{150}.'                # a reply every topology can work with
@@ -42,8 +42,8 @@ _FORK_SERVER = r'''
 import json, os, sys, threading, traceback
 import tqdm
 tqdm.tqdm.monitor_interval = 0                     # no monitor thread: a fork must not inherit a thread's held locks
-import bamas_nb.cli, bamas_nb.experience, bamas_nb.topologies, bamas_nb.llm, bamas_nb.tasks
-bamas_nb.llm.litellm_module()                      # everything a command needs is imported once, here
+import bamas_nb.cli, bamas_nb.experience, bamas_nb.topologies, bamas_nb.meter, bamas_nb.tasks
+bamas_nb.provider.litellm_module()                      # everything a command needs is imported once, here
 for name in sys.argv[1:]: bamas_nb.tasks.load_tasks(name)   # and the data sets it will read are parsed once
 print('READY' if threading.active_count() == 1 else f'THREADS {[t.name for t in threading.enumerate()]}', flush=True)
 for line in sys.stdin:

@@ -6,7 +6,7 @@ import numpy as np, pandas as pd, pytest
 from conftest import ROOT, POOLS
 from bamas_nb.core import BamasError, TOPOLOGIES, Pool, load_pool
 from bamas_nb.ilp import InfeasibleBudget
-from bamas_nb.llm import recording
+from bamas_nb.stores import recording
 from bamas_nb.local import served_models, port_is_free
 from bamas_nb.policy import load_policy
 from bamas_nb.tasks import load_tasks

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_bamas, BAMAS
 from bamas_nb.core import call_cost, save_pool
-from bamas_nb.llm import Meter, BudgetExhausted, Recording, as_messages, prompt_bound, ByteBound
+from bamas_nb.provider import as_messages, prompt_bound, ByteBound
+from bamas_nb.stores import Recording
+from bamas_nb.meter import Meter, BudgetExhausted
 
 pytestmark = pytest.mark.skipif(os.environ.get('BAMAS_LIVE') != '1', reason='live model tests: set BAMAS_LIVE=1 (needs the local extra)')
 PORT, CLI_PORT = 8292, 8293

@@ -144,7 +144,7 @@ def _stats(port) -> dict:
 def test_replicas_behind_a_balancer_share_the_calls():
     "Two stand-in replicas of qwen-1.5b behind its port: concurrent metered calls reach both, and everything stops after."
     from concurrent.futures import ThreadPoolExecutor
-    from bamas_nb.llm import Meter
+    from bamas_nb.meter import Meter
     port = free_port()
     def slow(gguf, alias, port, threads, n_ctx): return fake_command(gguf, alias, port, threads, n_ctx, ['--latency', '0.3'])
     lp = serve_local(['qwen-1.5b'], ports={'qwen-1.5b': port}, gguf={'qwen-1.5b': 'a.gguf'}, replicas={'qwen-1.5b': 2}, command=slow)
@@ -183,7 +183,8 @@ import sys
 sys.path.insert(0, {bench!r})
 from fake_openai_server import FakeOpenAIServer
 from bamas_nb.core import LLM
-from bamas_nb.llm import Meter, recording
+from bamas_nb.stores import recording
+from bamas_nb.meter import Meter
 def test_calls():
     with FakeOpenAIServer(in_process=True) as s:
         llm = LLM('f', 'openai/fake', 1, 0.1, 0.4, 8, s.api_base)

@@ -63,7 +63,7 @@ def test_an_installed_package_reads_its_own_copies(installed):
 def test_a_missing_shipped_file_is_one_line_naming_the_resource(installed):
     from bamas_nb.bamas import load_bamas
     from bamas_nb.tasks import load_tasks
-    from bamas_nb.llm import recordings_dir
+    from bamas_nb.stores import recordings_dir
     (installed/'data/policies/local.pt').unlink(); (installed/'data/tasks/mini_math.jsonl').unlink()
     with pytest.raises(BamasError, match=r'^package resource bamas_nb/data/tasks/mini_math\.jsonl is missing from the installed bamas-nb; reinstall it'):
         load_tasks('mini-math')

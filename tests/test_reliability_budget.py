@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from fake_openai_server import FakeOpenAIServer
 from bamas_nb.core import LLM, Pool, est_call_cost
-from bamas_nb.llm import Meter, BudgetExhausted, RetryPolicy, prompt_bound
+from bamas_nb.provider import RetryPolicy, prompt_bound
+from bamas_nb.meter import Meter, BudgetExhausted
 from bamas_nb.ilp import select_llms, InfeasibleBudget
 from bamas_nb.tasks import load_tasks
 from bamas_nb.topologies import run_topology, TOPOLOGIES, BASELINES

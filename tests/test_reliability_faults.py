@@ -6,7 +6,9 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 from reliability_helpers import FAST, MATH_REPLY, write_pool, cli_env
 from bamas_nb.core import LLM, call_cost
-from bamas_nb.llm import Meter, CallCache, RetryPolicy
+from bamas_nb.provider import RetryPolicy
+from bamas_nb.stores import CallCache
+from bamas_nb.meter import Meter
 from bamas_nb.experience import ExperienceStore, failures, read_trace, KEY
 
 @pytest.fixture(scope='module')

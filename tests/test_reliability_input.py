@@ -10,7 +10,7 @@ import pytest, yaml
 from reliability_helpers import pool_dict, one_line_error, run_cli
 from bamas_nb import cli
 from bamas_nb.core import BamasError, LLM, load_pool
-from bamas_nb.llm import Meter
+from bamas_nb.meter import Meter
 from bamas_nb.ilp import select_llms
 from bamas_nb.tasks import load_tasks
 from bamas_nb.topologies import run_topology

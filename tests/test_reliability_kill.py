@@ -12,7 +12,7 @@ from conftest import ROOT, BAMAS
 from fake_openai_server import FakeOpenAIServer
 from reliability_helpers import MATH_REPLY, write_pool, cli_env, ForkServer
 from bamas_nb.core import load_pool
-from bamas_nb.llm import CallCache
+from bamas_nb.stores import CallCache
 from bamas_nb.tasks import load_tasks
 from bamas_nb.experience import ExperienceStore, generate, read_trace, KEY, SCHEMA
 

@@ -6,7 +6,8 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 from load_test import run_load
 from bamas_nb.core import LLM
-from bamas_nb.llm import Meter, RetryPolicy
+from bamas_nb.provider import RetryPolicy
+from bamas_nb.meter import Meter
 
 def test_1000_tasks_16_in_flight_no_deadlock_flat_memory():
     r = run_load(tasks=1000, in_flight=16, latency=0.05, timeout=120)     # a deadlock raises TimeoutError here

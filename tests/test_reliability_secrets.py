@@ -12,7 +12,9 @@ import pytest, yaml
 from fake_openai_server import FakeOpenAIServer
 from reliability_helpers import MATH_REPLY, cli_env, run_cli
 from bamas_nb.core import load_pool
-from bamas_nb.llm import Meter, CallCache, RetryPolicy, recording
+from bamas_nb.provider import RetryPolicy
+from bamas_nb.stores import CallCache, recording
+from bamas_nb.meter import Meter
 
 OPENAI_KEY = f'sk-test-PLANTED-{secrets.token_hex(12)}'
 OTHER_KEY = f'PLANTED-deepseek-{secrets.token_hex(8)}'          # no known key shape: only its value gives it away

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_bamas
 from bamas_nb.core import LLM, Usage, call_cost, save_pool, Pool
-from bamas_nb.llm import (Meter, BudgetExhausted, NotRecorded, CallCache, Recording, RetryPolicy, ByteBound, StoreChain,
-                          as_messages, request_key, sampling_params, prompt_bound, completion_kwargs, exact_cost, recording)
+from bamas_nb.provider import RetryPolicy, ByteBound, as_messages, request_key, sampling_params, prompt_bound, completion_kwargs
+from bamas_nb.stores import NotRecorded, CallCache, Recording, StoreChain, recording
+from bamas_nb.meter import Meter, BudgetExhausted, exact_cost
 
 _spec = importlib.util.spec_from_file_location('fake_openai_server', ROOT/'benchmarks'/'fake_openai_server.py')
 fake = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(fake)
@@ -122,10 +123,10 @@ def test_recording_round_trip_and_replay_without_server(tmp_path):
 def test_refusals_are_recorded_and_replayed_identically(tmp_path, monkeypatch):
     path = tmp_path/'r.jsonl'
     llm = LLM('big', 'openai/big', 1, 0.27, 1.10, 256, 'http://127.0.0.1:9/v1')
-    from bamas_nb import llm as L
-    monkeypatch.setitem(L.TOKEN_COUNTERS, 'openai/big', lambda msgs: 40)   # an exact counter while recording ...
+    from bamas_nb import provider as P
+    monkeypatch.setitem(P.TOKEN_COUNTERS, 'openai/big', lambda msgs: 40)   # an exact counter while recording ...
     with pytest.raises(BudgetExhausted) as live: Meter(100, cache=Recording(path, 'rw')).call(llm, 'q')
-    monkeypatch.delitem(L.TOKEN_COUNTERS, 'openai/big')                   # ... none when replaying
+    monkeypatch.delitem(P.TOKEN_COUNTERS, 'openai/big')                   # ... none when replaying
     with pytest.raises(BudgetExhausted) as replay: Meter(100, cache=Recording(path, 'replay')).call(llm, 'q')
     assert replay.value.needed == live.value.needed == pytest.approx(0.27*40 + 1.10*256)
 
