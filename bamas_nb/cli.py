@@ -8,6 +8,7 @@ import argparse, importlib, json, sys
 from dataclasses import dataclass
 from typing import Callable
 from .core import BamasError, Command
+import bamas_nb.local   # registers the exact token counters of the local GGUF models (for `bamas call`)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'load_command', 'main']
