@@ -88,7 +88,7 @@ def register_token_counter(model:str, counter:Callable|None):
 def token_counter_for(llm:LLM) -> Callable|None:
     "The exact prompt-token counter for `llm`, if one is registered or the local pool can supply one."
     if llm.model in TOKEN_COUNTERS: return TOKEN_COUNTERS[llm.model]
-    try: from bamas_nb.local import gguf_counter_for
+    try: from bamas_nb.weights import gguf_counter_for
     except ImportError: return None
     return gguf_counter_for(llm.model)
 
