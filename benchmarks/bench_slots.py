@@ -9,7 +9,8 @@ CMAKE_ARGS="-DGGML_NATIVE=OFF".
 """
 import argparse, json, socket, subprocess, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from bamas_nb.local import assemble_weights, LOCAL_MODELS, server_command, native_server_command
+from bamas_nb.weights import assemble_weights, LOCAL_MODELS
+from bamas_nb.servers import server_command, native_server_command
 from bamas_nb.tasks import load_tasks
 from bamas_nb.topologies import PROMPTS
 

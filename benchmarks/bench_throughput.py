@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import psutil
 from bench_slots import free_port
-from bamas_nb.local import LOCAL_MODELS, serve_local
-try: from bamas_nb.local import SERVING
+from bamas_nb.weights import LOCAL_MODELS
+from bamas_nb.servers import serve_local
+try: from bamas_nb.servers import SERVING
 except ImportError: SERVING = {'baseline': {'about': 'llama-cpp-python, 1.5B x2 replicas, 1 thread each', 'serve': dict(engine='python', threads=1, replicas={'qwen-1.5b': 2}), 'in_flight': 6}}
 from bamas_nb.tasks import get_task
 

@@ -10,7 +10,7 @@ Start the local models first (`bamas serve-local`, or pass --serve). Prints the 
 """
 import argparse, sys, time
 from bamas_nb.core import BUDGETS, TOPOLOGIES, load_pool, parse_budgets
-import bamas_nb.local  # the local models' exact prompt-token counters register themselves with the provider
+import bamas_nb.weights  # the local models' exact prompt-token counters register themselves with the provider
 from bamas_nb.experience import ExperienceStore, generate, interleave, pilot_tasks
 from bamas_nb.topologies import BASELINES
 

@@ -7,11 +7,11 @@ from conftest import ROOT, POOLS
 from bamas_nb.core import BamasError, TOPOLOGIES, Pool, load_pool
 from bamas_nb.ilp import InfeasibleBudget
 from bamas_nb.stores import recording
-from bamas_nb.local import served_models, port_is_free
+from bamas_nb.servers import served_models, port_is_free
 from bamas_nb.policy import load_policy
 from bamas_nb.tasks import load_tasks
 from bamas_nb import bamas as B
-from bamas_nb.bamas import (Bamas, Plan, load_bamas, demo_tasks, run_demo, demo_session, local_servers, local_models, strategy_runs, strategy_table,
+from bamas_nb.bamas import (Bamas, Plan, load_bamas, demo_tasks, run_demo, demo_session, strategy_runs, strategy_table,
                             cost_at_equal_accuracy, complete_runs, paper_results, paper_side_by_side, train_argv, TRAIN_SETTINGS)
 
 FAKE = ROOT/'benchmarks'/'fake_openai_server.py'
@@ -126,13 +126,6 @@ def private_cache(tmp_path, monkeypatch): monkeypatch.setenv('XDG_CACHE_HOME', s
 
 def pool_on(local, ports) -> Pool:
     return Pool(tuple(replace(l, api_base=f"http://127.0.0.1:{ports[l.name]}/v1") for l in local), source='test')
-
-def test_local_models_of_a_pool(local):
-    assert local_models(local) == {'qwen-1.5b': 8091, 'qwen-0.5b': 8092}
-    assert local_models(load_pool(POOLS/'paper.yaml')) == {} and local_servers(load_pool(POOLS/'paper.yaml')) is None
-    ports = {'qwen-1.5b': free_port(), 'qwen-0.5b': free_port()}
-    ls = local_servers(pool_on(local, ports))              # nothing runs there: both are to be started
-    assert ls.reused == [] and ls.started == ['qwen-1.5b', 'qwen-0.5b'] and [s.port for s in ls.pool.servers] == list(ports.values())
 
 def test_demo_reuses_running_servers_and_stops_only_what_it_started(local, policy, mini, fake_server, private_cache):
     p_reused, p_started = free_port(), free_port()

@@ -18,7 +18,7 @@ PORT, CLI_PORT = 8292, 8293
 
 @pytest.fixture(scope='module')
 def small():
-    from bamas_nb.local import serve_local
+    from bamas_nb.servers import serve_local
     with serve_local(['qwen-0.5b'], ports={'qwen-0.5b': PORT}) as lp:
         yield lp.pool()['qwen-0.5b']
 
@@ -81,7 +81,7 @@ def test_serve_local_command_starts_and_stops_cleanly(small, tmp_path):
     try:
         ready = json.loads(p.stdout.readline())
         assert ready['endpoints'] == {'qwen-0.5b': f'http://127.0.0.1:{CLI_PORT}/v1'}
-        from bamas_nb.local import served_models, port_is_free
+        from bamas_nb.servers import served_models, port_is_free
         assert served_models(ready['endpoints']['qwen-0.5b']) == ['qwen2.5-coder-0.5b-instruct']
         p.send_signal(signal.SIGINT)
         rc = p.wait(60)

@@ -1,12 +1,14 @@
-"The local pool without the real models: weight assembly and pinning, ports, server lifecycle (with a stand-in server), record."
+"The local pool without the real models: weight assembly and pinning, ports, server lifecycle and reuse (with a stand-in server), the balancer, record."
 import hashlib, json, os, socket, sys, textwrap
 from pathlib import Path
 import pytest
 from conftest import ROOT, run_bamas
 from bamas_nb.core import BamasError, load_pool
-from bamas_nb import local as L
-from bamas_nb.local import (LOCAL_MODELS, LocalModel, weight_parts, assemble_weights, verified_weights, serve_local, port_is_free,
-                            served_models, gguf_counter_for, record, models_dir)
+from bamas_nb import servers as S
+from bamas_nb.weights import LOCAL_MODELS, LocalModel, weight_parts, assemble_weights, verified_weights, gguf_counter_for, models_dir, GGUFTokenCounter
+from bamas_nb.balancer import Balancer
+from bamas_nb.servers import serve_local, port_is_free, served_models, local_servers
+from bamas_nb.record import record
 
 FAKE = ROOT/'benchmarks'/'fake_openai_server.py'
 
@@ -113,8 +115,8 @@ def test_a_failed_first_request_stops_everything():
     assert all(s.proc is None for s in lp.servers) and port_is_free(p1) and port_is_free(p2)
 
 def test_missing_engine_names_the_fix(monkeypatch):
-    real = L.importlib.util.find_spec
-    monkeypatch.setattr(L.importlib.util, 'find_spec', lambda n, *a: None if n == 'llama_cpp' else real(n, *a))
+    real = S.importlib.util.find_spec
+    monkeypatch.setattr(S.importlib.util, 'find_spec', lambda n, *a: None if n == 'llama_cpp' else real(n, *a))
     with pytest.raises(BamasError, match=r"llama-cpp-python's server is not installed \(missing llama_cpp[^)]*\); install the local extra"):
         serve_local(['qwen-0.5b'], ports={'qwen-0.5b': free_port()}).start()
 
@@ -138,8 +140,30 @@ def test_cli_serve_local_errors():
         rc, out, err = run_bamas('serve-local', '--only', 'qwen-0.5b', '--port', f'qwen-0.5b={port}', '--json')
     assert rc == 2 and f'port {port} for qwen-0.5b is busy' in json.loads(out)['error']
 
+def test_local_servers_of_a_pool():
+    "The pool's local models on loopback ports: none for an API pool; to be started where nothing answers."
+    from dataclasses import replace
+    from bamas_nb.core import Pool
+    local = load_pool(ROOT/'data/pools/local.yaml')
+    assert local_servers(load_pool(ROOT/'data/pools/paper.yaml')) is None
+    assert local_servers(Pool(tuple(replace(l, api_base='https://api.example.com/v1') for l in local), source='test')) is None
+    ports = {'qwen-1.5b': free_port(), 'qwen-0.5b': free_port()}
+    ls = local_servers(Pool(tuple(replace(l, api_base=f"http://127.0.0.1:{ports[l.name]}/v1") for l in local), source='test'))
+    assert ls.reused == [] and ls.started == ['qwen-1.5b', 'qwen-0.5b'] and [s.port for s in ls.pool.servers] == list(ports.values())
+    assert ls.pool.reuse is True
+
+def test_local_servers_refuse_a_stranger_on_the_port(tmp_path):
+    from dataclasses import replace
+    from bamas_nb.core import Pool
+    from fake_openai_server import FakeOpenAIServer
+    local = load_pool(ROOT/'data/pools/local.yaml')
+    with FakeOpenAIServer(in_process=True, model_id='another-model') as other:
+        pool = Pool(tuple(replace(l, api_base=other.api_base) for l in local if l.name == 'qwen-0.5b'), source='test')
+        with pytest.raises(BamasError, match=f'port {other.port} for qwen-0.5b is busy \\(a server for another-model answers there\\)'):
+            local_servers(pool, patience=5)
+
 def _stats(port) -> dict:
-    with L.urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/stats", timeout=10) as r: return json.loads(r.read())
+    with S.urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/stats", timeout=10) as r: return json.loads(r.read())
 
 def test_replicas_behind_a_balancer_share_the_calls():
     "Two stand-in replicas of qwen-1.5b behind its port: concurrent metered calls reach both, and everything stops after."
@@ -156,8 +180,8 @@ def test_replicas_behind_a_balancer_share_the_calls():
         assert all(r.ok and r.usage.completion_tokens > 0 for r in replies)
         assert [_stats(s.port)['requests'] for s in lp.servers] == [3, 3]          # warm-up + 2 calls each
         body = json.dumps({'model': 'x', 'messages': [{'role': 'user', 'content': 'hi'}], 'max_tokens': 4, 'stream': True}).encode()
-        req = L.urllib.request.Request(f"{llm.api_base}/chat/completions", data=body, headers={'Content-Type': 'application/json'})
-        with L.urllib.request.urlopen(req, timeout=10) as r: streamed = r.read().decode()
+        req = S.urllib.request.Request(f"{llm.api_base}/chat/completions", data=body, headers={'Content-Type': 'application/json'})
+        with S.urllib.request.urlopen(req, timeout=10) as r: streamed = r.read().decode()
         assert streamed.count('data: ') >= 2 and streamed.rstrip().endswith('data: [DONE]')   # a stream passes through whole
         procs = [s.proc for s in lp.servers]
     assert all(p.poll() is not None for p in procs) and all(port_is_free(q) for q in (port, port + 1000, port + 2000))
@@ -165,10 +189,10 @@ def test_replicas_behind_a_balancer_share_the_calls():
 def test_a_replica_that_is_gone_gets_a_502_naming_it():
     from fake_openai_server import FakeOpenAIServer
     dead = free_port()
-    with FakeOpenAIServer(in_process=True) as live, L.Balancer(free_port(), [live.api_base[:-3], f'http://127.0.0.1:{dead}'], name='m') as bal:
+    with FakeOpenAIServer(in_process=True) as live, Balancer(free_port(), [live.api_base[:-3], f'http://127.0.0.1:{dead}'], name='m') as bal:
         assert served_models(bal.api_base) == ['fake']                                          # the live one's turn
-        req = L.urllib.request.Request(f"{bal.api_base}/models")
-        with pytest.raises(L.urllib.error.HTTPError) as e: L.urllib.request.urlopen(req, timeout=10)   # the dead one's turn
+        req = S.urllib.request.Request(f"{bal.api_base}/models")
+        with pytest.raises(S.urllib.error.HTTPError) as e: S.urllib.request.urlopen(req, timeout=10)   # the dead one's turn
         assert e.value.code == 502 and f'balancer for m: backend http://127.0.0.1:{dead} failed' in e.value.read().decode()
     assert port_is_free(bal.port)
 
@@ -248,7 +272,7 @@ def test_token_counters_load_one_at_a_time(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'llama_cpp', fake)
     monkeypatch.setitem(sys.modules, 'llama_cpp.llama_chat_format', fake.llama_chat_format)
     stdout_before = os.fstat(1)
-    counters = [L.GGUFTokenCounter(tmp_path/f'm{i}.gguf') for i in range(4)]
+    counters = [GGUFTokenCounter(tmp_path/f'm{i}.gguf') for i in range(4)]
     errors, start = [], threading.Barrier(4)
     def count(c):
         start.wait()
