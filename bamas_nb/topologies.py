@@ -10,7 +10,8 @@ from fastcore.basics import patch
 from .core import LLM, Pool, Usage, TOPOLOGIES, BUDGETS, BamasError, check_budget, check_topology, est_call_cost, call_cost, load_pool, md_dollars, POOL_HELP, run_sync
 from .ilp import Selection, select_llms
 from .llm import Meter, BudgetExhausted, prompt_bound
-from .tasks import Task, Grade, load_tasks, dataset_args, dataset_options
+from .tasks import Task, load_tasks, dataset_args, dataset_options
+from .grading import Grade
 
 # %% auto #0
 __all__ = ['HEAD', 'PROMPTS', 'CAPS', 'ANSWER_ROLES', 'BASELINES', 'RUNNERS', 'STAR_TEMPERATURE', 'SECOND_OPINION', 'run_command',
