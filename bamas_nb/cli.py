@@ -17,7 +17,7 @@ __all__ = ['COMMANDS', 'load_command', 'main']
 COMMANDS = {
     'select': ('bamas_nb.ilp', 'Select the LLM team for a budget (the ILP)'),
     'tasks': ('bamas_nb.tasks', 'List the data sets, or print sample tasks of one (GSM8K, MATH, MBPP, mini sets)'),
-    'grade': ('bamas_nb.tasks', 'Grade one answer for one task and print correct, the extracted answer and the reason'),
+    'grade': ('bamas_nb.grading', 'Grade one answer for one task and print correct, the extracted answer and the reason'),
     'call': ('bamas_nb.meter', 'Make one metered LLM call within a budget (µ$)'),
     'serve-local': ('bamas_nb.servers', 'Serve the local model pool (llama.cpp, 127.0.0.1) until Ctrl-C'),
     'record': ('bamas_nb.record', 'Re-record the real LLM responses a notebook or test replays'),

@@ -12,7 +12,8 @@ from .ilp import Selection, select_llms
 from .provider import prompt_bound
 import bamas_nb.weights   # registers the exact token counters of the local GGUF models with the provider
 from .meter import Meter, BudgetExhausted
-from .tasks import Task, Grade, load_tasks, dataset_args, dataset_options
+from .tasks import Task, load_tasks, dataset_args, dataset_options
+from .grading import Grade
 
 # %% auto #0
 __all__ = ['HEAD', 'PROMPTS', 'CAPS', 'ANSWER_ROLES', 'BASELINES', 'RUNNERS', 'STAR_TEMPERATURE', 'SECOND_OPINION', 'run_command',

@@ -22,6 +22,7 @@ from bamas_nb.servers import serve_local
 try: from bamas_nb.servers import SERVING
 except ImportError: SERVING = {'baseline': {'about': 'llama-cpp-python, 1.5B x2 replicas, 1 thread each', 'serve': dict(engine='python', threads=1, replicas={'qwen-1.5b': 2}), 'in_flight': 6}}
 from bamas_nb.tasks import get_task
+import bamas_nb.grading  # gives Task its grade()
 
 SAMPLE = Path(__file__).resolve().parent/'data'/'throughput_requests.jsonl'
 ALIAS = {spec.model: name for name, spec in LOCAL_MODELS.items()}

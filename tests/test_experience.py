@@ -129,7 +129,7 @@ def test_grow_repair_redoes_the_runs_that_do_not_replay(grow, tmp_path):
 
 def test_rows_record_the_sandbox_and_tables_without_the_column_still_read(pool_file, tmp_path):
     "Code rows say how their answer ran; maths rows and tables written without a `sandbox` column read with it empty."
-    from bamas_nb.tasks import sandbox_mode
+    from bamas_nb.sandbox import sandbox_mode
     df = generate(load_tasks('mini-code', n=1) + load_tasks('mini-math', n=1), [1250], ['naive'], load_pool(pool_file), tmp_path/'exp',
                   cache=None, progress=False)
     assert {d: s if isinstance(s, str) else None for d, s in zip(df.dataset, df.sandbox)} == {'mini-code': sandbox_mode(), 'mini-math': None}

@@ -8,7 +8,9 @@ import os, secrets, shutil, socket, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import psutil, pytest
-from bamas_nb.tasks import Limits, SANDBOX_ENV, Task, bwrap_works, run_tests, sandbox_mode
+from bamas_nb.tasks import Task, TaskError
+from bamas_nb.sandbox import Limits, SANDBOX_ENV, bwrap_works, run_tests, sandbox_mode
+import bamas_nb.grading  # gives Task its grade()
 
 # The limit under test must be the only one a run can reach, whatever the machine's speed or load: programs that
 # never end meet FAST's 3 s wall clock (CPU limit far above it); the others get ROOMY's minute and stop at their own.
@@ -249,9 +251,9 @@ def test_humaneval_check_rejects_a_fake():
 # --- saying when the sandbox is weaker --------------------------------------------------------------------------
 
 def test_fallback_warns_once_per_process(monkeypatch, capsys):
-    from bamas_nb import tasks
-    monkeypatch.setattr(tasks, 'bwrap_works', lambda: False)
-    monkeypatch.setattr(tasks, '_WARNED', __import__('threading').Event())
+    from bamas_nb import sandbox
+    monkeypatch.setattr(sandbox, 'bwrap_works', lambda: False)
+    monkeypatch.setattr(sandbox, '_WARNED', __import__('threading').Event())
     monkeypatch.delenv('BAMAS_SANDBOX', raising=False)
     monkeypatch.setenv('PATH', '/nonexistent')           # as on a machine without bwrap (and prlimit)
     rs = [run_tests('def f(): return 1', ['assert f() == 1']) for _ in range(2)]
@@ -260,7 +262,7 @@ def test_fallback_warns_once_per_process(monkeypatch, capsys):
     assert err.count('\n') == 1 and err.startswith('bamas: warning: LLM-written code runs WITHOUT isolation (bwrap and prlimit not found)'), err
     assert 'network' in err and 'apt-get install -y bubblewrap' in err and 'BAMAS_SANDBOX=bwrap' in err
     monkeypatch.setenv('BAMAS_SANDBOX', 'bwrap')
-    with pytest.raises(tasks.TaskError, match='BAMAS_SANDBOX=bwrap but bubblewrap does not work here'): run_tests('x = 1', ['assert x'])
+    with pytest.raises(TaskError, match='BAMAS_SANDBOX=bwrap but bubblewrap does not work here'): run_tests('x = 1', ['assert x'])
 
 def test_grade_command_records_the_mode_and_warns_without_bwrap(bamas, tmp_path):
     "The installed script, with bwrap hidden from its PATH: one warning line, the mode in the JSON; BAMAS_SANDBOX=bwrap refuses."

@@ -2,8 +2,8 @@
 import json, os, re, threading
 import pytest
 from hypothesis import given, strategies as st
-from bamas_nb.tasks import (DATASETS, MBPP_SPLITS, DataNotFound, Task, TaskError, extract_code, extract_number, get_task,
-                            last_boxed, load_tasks, math_equal, sample_tasks)
+from bamas_nb.tasks import DATASETS, MBPP_SPLITS, DataNotFound, Task, TaskError, get_task, last_boxed, load_tasks, sample_tasks
+from bamas_nb.grading import extract_code, extract_number, math_equal
 
 OFFLINE = {'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
 

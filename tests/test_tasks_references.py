@@ -7,7 +7,8 @@ A failure lists each misjudged item with the grader's reason. About four minutes
 import importlib.util, os, time
 from pathlib import Path
 import pytest
-from bamas_nb.tasks import DataNotFound, check_references, load_tasks
+from bamas_nb.tasks import DataNotFound, load_tasks
+from bamas_nb.grading import check_references
 
 SETS = [('gsm8k', 'test', 1319), ('math500', 'test', 500), ('math', 'test', 5000), ('mbpp', 'full', 974),
         ('mini-math', 'test', 12), ('mini-code', 'test', 8), ('HumanEval.jsonl.gz', 'test', 164)]

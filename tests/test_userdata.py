@@ -4,7 +4,8 @@ import importlib.util, json, os
 from pathlib import Path
 import pandas as pd
 import pytest
-from bamas_nb.tasks import check_references, get_task, load_tasks
+from bamas_nb.tasks import get_task, load_tasks
+from bamas_nb.grading import check_references
 
 MATHS = [{'question': 'Ann has 3 apples and buys 2 more. How many apples does she have?', 'answer': 5, 'solution': '3 + 2 = 5. #### 5'},
          {'id': 'half', 'question': 'Solve $4x = 2$.', 'answer': '\\frac{1}{2}', 'solution': '$x = \\boxed{\\frac{1}{2}}$'}]
