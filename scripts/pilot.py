@@ -11,7 +11,7 @@ Start the local models first (`bamas serve-local`, or pass --serve). Prints the 
 import argparse, sys, time
 from bamas_nb.core import BUDGETS, TOPOLOGIES, load_pool, parse_budgets
 from bamas_nb.experience import ExperienceStore, generate, interleave, pilot_tasks
-from bamas_nb.topologies import BASELINES
+from bamas_nb.runs import BASELINES
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -11,7 +11,7 @@ import argparse, json, statistics
 from concurrent.futures import ThreadPoolExecutor
 from bamas_nb.core import load_pool
 from bamas_nb.llm import Meter, recording
-from bamas_nb.topologies import PROMPTS, HEAD
+from bamas_nb.runs import PROMPTS, HEAD
 from bamas_nb.experience import pilot_tasks
 
 def messages(task):

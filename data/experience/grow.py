@@ -31,7 +31,8 @@ from bamas_nb.core import load_pool, TOPOLOGIES
 from bamas_nb.llm import default_cache, recording, NotRecorded
 from bamas_nb.tasks import load_tasks, get_task
 from bamas_nb.ilp import select_llms
-from bamas_nb.topologies import run_topology, BASELINES
+from bamas_nb.runs import BASELINES
+from bamas_nb.topologies import run_topology
 from bamas_nb.experience import ExperienceStore, generate
 
 BUDGETS = (500, 875, 1250, 1625, 2000)
