@@ -14,7 +14,7 @@ from .core import Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, fix
 from .ilp import Selection, InfeasibleBudget, select_llms, tier_weights, min_budget
 from .experience import ExperienceStore
 from .core import user_cache_dir
-from .topologies import BASELINES
+from .runs import BASELINES
 from .policy import (RewardConfig, TrainConfig, TaskEmbedder, Policy, oracle_topology, prepare, train_policy,
                              synthetic_experience)
 from .bamas import complete_runs, strategy_runs, strategy_table

@@ -16,7 +16,9 @@ from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool
 from .ilp import Selection, InfeasibleBudget, select_llms, min_budget
 from .stores import recording
 from .tasks import Task, DataNotFound, DATASETS, load_tasks, file_args, dataset_options
-from .topologies import Outcome, run_topology, summarize, load_autogen
+from .runs import Outcome
+from .topologies import run_topology, summarize
+from .autogen import load_autogen
 from .policy import Policy, load_policy, policy_choices
 from .experience import pool_id
 from .servers import local_servers

@@ -15,7 +15,8 @@ from fastcore.basics import patch
 from .core import Pool, TOPOLOGIES, BUDGETS, BamasError, check_budget, load_pool, pool_to_dict, parse_budgets
 from .ilp import select_llms, InfeasibleBudget
 from .tasks import Task, load_tasks, sample_tasks, dataset_args, dataset_options
-from .topologies import run_topology, check_strategy, Outcome
+from .runs import Outcome, check_strategy
+from .topologies import run_topology
 from .provider import check_model
 
 # %% auto #0

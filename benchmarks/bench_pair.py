@@ -20,7 +20,7 @@ from bench_slots import free_port, post, wait_ready
 from bamas_nb.weights import assemble_weights, LOCAL_MODELS
 from bamas_nb.servers import server_command
 from bamas_nb.tasks import load_tasks
-from bamas_nb.topologies import PROMPTS
+from bamas_nb.runs import PROMPTS
 import subprocess
 
 MODELS = ('qwen-1.5b', 'qwen-0.5b')

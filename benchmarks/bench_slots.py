@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bamas_nb.weights import assemble_weights, LOCAL_MODELS
 from bamas_nb.servers import server_command, native_server_command
 from bamas_nb.tasks import load_tasks
-from bamas_nb.topologies import PROMPTS
+from bamas_nb.runs import PROMPTS
 
 def free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]

@@ -12,7 +12,7 @@ import argparse, sys, time
 from bamas_nb.core import BUDGETS, TOPOLOGIES, load_pool, parse_budgets
 import bamas_nb.weights  # the local models' exact prompt-token counters register themselves with the provider
 from bamas_nb.experience import ExperienceStore, generate, interleave, pilot_tasks
-from bamas_nb.topologies import BASELINES
+from bamas_nb.runs import BASELINES
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bamas_nb.core import load_pool
 from bamas_nb.stores import recording
 from bamas_nb.meter import Meter
-from bamas_nb.topologies import PROMPTS, HEAD
+from bamas_nb.runs import PROMPTS, HEAD
 from bamas_nb.experience import pilot_tasks
 
 def messages(task):

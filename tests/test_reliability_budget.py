@@ -10,12 +10,13 @@ import asyncio, random
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from fake_openai_server import FakeOpenAIServer
-from bamas_nb.core import LLM, Pool, est_call_cost
+from bamas_nb.core import LLM, Pool, TOPOLOGIES, est_call_cost
 from bamas_nb.provider import RetryPolicy, prompt_bound
 from bamas_nb.meter import Meter, BudgetExhausted
 from bamas_nb.ilp import select_llms, InfeasibleBudget
 from bamas_nb.tasks import load_tasks
-from bamas_nb.topologies import run_topology, TOPOLOGIES, BASELINES
+from bamas_nb.runs import BASELINES
+from bamas_nb.topologies import run_topology
 
 # examples per property × runs per example
 SEQUENTIAL, BATCH, TOPOLOGY, HTTP = (2_800, 3), (800, 2), (600, 1), (60, 1)

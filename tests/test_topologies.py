@@ -5,7 +5,8 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from bamas_nb.core import LLM, Pool, TOPOLOGIES, BUDGETS, BamasError, load_pool
 from bamas_nb.ilp import select_llms, InfeasibleBudget
 from bamas_nb.tasks import load_tasks
-from bamas_nb.topologies import run_topology, answer_groups, verdict, parse_steps, check_strategy, BASELINES
+from bamas_nb.runs import check_strategy, BASELINES
+from bamas_nb.topologies import run_topology, answer_groups, verdict, parse_steps
 
 class Scripted:
     """A provider that answers by role. `answer` is the solver's final answer and `check` the independent reviewer's

@@ -32,7 +32,8 @@ from bamas_nb.stores import default_cache, recording, NotRecorded
 import bamas_nb.weights  # the local models' exact prompt-token counters register themselves with the provider
 from bamas_nb.tasks import load_tasks, get_task
 from bamas_nb.ilp import select_llms
-from bamas_nb.topologies import run_topology, BASELINES
+from bamas_nb.runs import BASELINES
+from bamas_nb.topologies import run_topology
 from bamas_nb.experience import ExperienceStore, generate
 
 BUDGETS = (500, 875, 1250, 1625, 2000)
