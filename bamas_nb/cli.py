@@ -20,10 +20,10 @@ COMMANDS = {
     'call': ('bamas_nb.llm', 'Make one metered LLM call within a budget (µ$)'),
     'serve-local': ('bamas_nb.local', 'Serve the local model pool (llama.cpp, 127.0.0.1) until Ctrl-C'),
     'record': ('bamas_nb.local', 'Re-record the real LLM responses a notebook or test replays'),
-    'run': ('bamas_nb.topologies', 'Run a topology or baseline live on sampled tasks under a budget'),
+    'run': ('bamas_nb.demo', 'Run a topology or baseline live on sampled tasks under a budget'),
     'generate': ('bamas_nb.experience', 'Generate experience: every (task, budget, topology), resumable'),
     'train': ('bamas_nb.policy', 'Train the topology policy on experience tables (REINFORCE)'),
-    'demo': ('bamas_nb.bamas', 'Plan and solve GSM8K and MBPP test tasks live with BAMAS on the default pool (starts the local models if needed)'),
+    'demo': ('bamas_nb.demo', 'Plan and solve GSM8K and MBPP test tasks live with BAMAS on the default pool (starts the local models if needed)'),
 }
 
 def load_command(name:str) -> Command:
