@@ -17,7 +17,7 @@ from .core import user_cache_dir
 from .runs import BASELINES
 from .policy import (RewardConfig, TrainConfig, TaskEmbedder, Policy, oracle_topology, prepare, train_policy,
                              synthetic_experience)
-from .bamas import complete_runs, strategy_runs, strategy_table
+from .results import complete_runs, strategy_runs, strategy_table
 
 # %% auto #0
 __all__ = ['EXPERIENCE_TABLES', 'STRATEGY_ORDER', 'MATH_DATASETS', 'CODE_DATASETS', 'SELECTORS', 'experience_root', 'load_tables',

@@ -5,8 +5,6 @@
 # %% ../nbs/10_cli.ipynb #597d8124
 from __future__ import annotations
 import argparse, importlib, json, sys
-from dataclasses import dataclass
-from typing import Callable
 from .core import BamasError, Command
 import bamas_nb.weights   # registers the exact token counters of the local GGUF models (for `bamas call`)
 
@@ -21,10 +19,10 @@ COMMANDS = {
     'call': ('bamas_nb.meter', 'Make one metered LLM call within a budget (µ$)'),
     'serve-local': ('bamas_nb.servers', 'Serve the local model pool (llama.cpp, 127.0.0.1) until Ctrl-C'),
     'record': ('bamas_nb.record', 'Re-record the real LLM responses a notebook or test replays'),
-    'run': ('bamas_nb.topologies', 'Run a topology or baseline live on sampled tasks under a budget'),
+    'run': ('bamas_nb.demo', 'Run a topology or baseline live on sampled tasks under a budget'),
     'generate': ('bamas_nb.experience', 'Generate experience: every (task, budget, topology), resumable'),
     'train': ('bamas_nb.policy', 'Train the topology policy on experience tables (REINFORCE)'),
-    'demo': ('bamas_nb.bamas', 'Plan and solve GSM8K and MBPP test tasks live with BAMAS on the default pool (starts the local models if needed)'),
+    'demo': ('bamas_nb.demo', 'Plan and solve GSM8K and MBPP test tasks live with BAMAS on the default pool (starts the local models if needed)'),
 }
 
 def load_command(name:str) -> Command:

@@ -5,18 +5,17 @@
 # %% ../nbs/04_topologies.ipynb #fe1c5555
 from __future__ import annotations
 import re, time
-from .core import LLM, Pool, TOPOLOGIES, BamasError, check_budget, est_call_cost, call_cost, load_pool, POOL_HELP
-from .ilp import Selection, select_llms
+from .core import LLM, Pool, check_budget, est_call_cost, call_cost
+from .ilp import Selection
 from .provider import prompt_bound
 from .meter import Meter
-from .tasks import Task, load_tasks, dataset_args, dataset_options
+from .tasks import Task
 from .grading import Grade
-from .runs import Turn, Answer, Run, Outcome, BASELINES, check_strategy
+from .runs import Turn, Answer, Run, Outcome, check_strategy
 
 # %% auto #0
-__all__ = ['RUNNERS', 'STAR_TEMPERATURE', 'SECOND_OPINION', 'run_command', 'cheapest', 'naive_choice', 'run_topology', 'single',
-           'chat', 'linear', 'answer_groups', 'star', 'verdict', 'unusable', 'feedback', 'parse_steps', 'planner',
-           'summarize']
+__all__ = ['RUNNERS', 'STAR_TEMPERATURE', 'SECOND_OPINION', 'cheapest', 'naive_choice', 'run_topology', 'single', 'chat',
+           'linear', 'answer_groups', 'star', 'verdict', 'unusable', 'feedback', 'parse_steps', 'planner']
 
 # %% ../nbs/04_topologies.ipynb #5d8ca7e5
 RUNNERS = {}     # topology or baseline name -> function (run, agents, **kw) -> final answer
@@ -257,63 +256,3 @@ def planner(run:Run, agents:list[LLM], max_steps:int=3) -> Answer|None:
     return (with_answer or results or [None])[-1]
 
 RUNNERS['planner'] = planner
-
-# %% ../nbs/04_topologies.ipynb #08334c70
-def _run_args(p):
-    p.add_argument('--pool', required=True, help=POOL_HELP)
-    dataset_args(p)
-    p.add_argument('--split', default=None, help='split (default: the data set\'s first)')
-    p.add_argument('--n', type=int, default=5, help='number of tasks (seeded sample)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--budget', required=True, help='budget per task in µ$')
-    p.add_argument('--topology', default='feedback', help=f"one of {', '.join(TOPOLOGIES + BASELINES)}, or auto (the policy chooses per task)")
-    p.add_argument('--llm', default=None, help='for --topology single: which LLM (default: the cheapest)')
-    p.add_argument('--policy', default=None, help='for --topology auto: a policy checkpoint (default: data/policies/local.pt)')
-    p.add_argument('--cache', default='default', choices=['default', 'off'], help='use the call cache (default) or not')
-
-def summarize(outcomes) -> dict:
-    "Totals over outcomes: n, accuracy, mean cost (µ$), over-budget count."
-    n = len(outcomes)
-    return {'n': n, 'accuracy': round(sum(o.correct for o in outcomes)/n, 4) if n else None,
-            'mean_cost': round(sum(o.cost for o in outcomes)/n, 4) if n else None,
-            'over_budget': sum(o.cost > o.budget for o in outcomes)}
-
-def _runner(args, pool:Pool, budget:float):
-    "A function task → Outcome for `bamas run`: a fixed strategy, or (auto) BAMAS's policy choosing per task."
-    cache = None if args.cache == 'off' else 'default'
-    if str(args.topology).strip().lower() != 'auto':
-        try: name = check_strategy(args.topology)
-        except BamasError as e: raise BamasError(f"--topology: {e}, or auto") from None
-        if args.policy: raise BamasError("--policy is only used with --topology auto; drop it or pass --topology auto")
-        sel = select_llms(pool, budget)
-        return lambda t: run_topology(name, t, sel, budget, cache=cache, llm=args.llm)
-    if args.llm: raise BamasError("--llm is only used with --topology single; drop it for --topology auto")
-    from bamas_nb.bamas import load_bamas          # the policy lives downstream of this module
-    bamas = load_bamas(pool=pool, policy=args.policy)
-    return lambda t: bamas.execute(bamas.plan(t, budget), cache=cache)
-
-def _run_run(args) -> dict:
-    import sys
-    pool, budget = load_pool(args.pool), check_budget(args.budget)
-    if args.n is not None and args.n < 1: raise BamasError(f"--n must be ≥ 1, got {args.n}")
-    tasks = load_tasks(args.dataset, args.split, n=args.n, seed=args.seed, **dataset_options(args))
-    run = _runner(args, pool, budget)
-    if not tasks: raise BamasError(f"data set {args.dataset} has no tasks in split {args.split}; pick another split")
-    outs = []
-    for i, t in enumerate(tasks, 1):
-        o = run(t)
-        outs.append(o)
-        print(f"[{i}/{len(tasks)}] {t.id}: {'correct' if o.correct else 'wrong'}, {o.cost:,.1f} µ$, {o.calls} calls"
-              + (' (stopped by budget)' if o.stopped_by_budget else ''), file=sys.stderr, flush=True)
-    return {'tasks': [{k: v for k, v in o.to_dict().items() if k not in ('extracted', 'reason')} for o in outs], 'totals': summarize(outs)}
-
-def _run_text(r) -> str:
-    lines = [f"{t['id']:<24} {t['topology']:<10} {'✓' if t['correct'] else '✗'} {t['cost']:>9,.1f} µ$ {t['calls']:>3} calls" + (' (budget stop)' if t['stopped_by_budget'] else '') for t in r['tasks']]
-    tot = r['totals']
-    return '\n'.join(lines + [f"{tot['n']} tasks: accuracy {tot['accuracy']:.1%}, mean cost {tot['mean_cost']:,.1f} µ$, over budget {tot['over_budget']}"])
-
-# %% ../nbs/04_topologies.ipynb #86519b4e
-from .core import Command
-
-# %% ../nbs/04_topologies.ipynb #5cd2351d
-run_command = Command('Run a topology or baseline live on sampled tasks under a budget', _run_args, _run_run, _run_text)

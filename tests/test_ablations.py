@@ -6,7 +6,7 @@ from bamas_nb.ilp import InfeasibleBudget, select_llms, tier_weights
 from bamas_nb.ablations import (greedy_select, select_with, compare_selectors, SELECTORS, pareto_frontier, frontier_accuracy,
                                 frontier_cost, regret_table, oracle_runs, replay, topology_mix, paper_claims, synthetic_tables,
                                 split_tables, load_tables, table_summary, logged_teams, selector_replay, draw_sweep, SweepExplorer)
-from bamas_nb.bamas import strategy_table
+from bamas_nb.results import strategy_table
 from bamas_nb.experience import ExperienceStore
 
 from conftest import POOLS

@@ -1,4 +1,4 @@
-"BAMAS end to end on recorded replies: plans, solves, errors, the demo command, and the demo's server handling (stand-in servers)."
+"BAMAS end to end on recorded replies: plans (fixed ones too), solves, errors, the demo command, the demo's server handling (stand-in servers), and the results tables."
 import json, os, socket, sys
 from dataclasses import replace
 from pathlib import Path
@@ -11,8 +11,9 @@ from bamas_nb.servers import served_models, port_is_free
 from bamas_nb.policy import load_policy
 from bamas_nb.tasks import load_tasks
 from bamas_nb import bamas as B
-from bamas_nb.bamas import (Bamas, Plan, load_bamas, demo_tasks, run_demo, demo_session, strategy_runs, strategy_table,
-                            cost_at_equal_accuracy, complete_runs, paper_results, paper_side_by_side, train_argv, TRAIN_SETTINGS)
+from bamas_nb.bamas import Bamas, Plan, fixed_plan, load_bamas, train_argv, TRAIN_SETTINGS
+from bamas_nb.demo import demo_tasks, demo_session
+from bamas_nb.results import strategy_runs, strategy_table, cost_at_equal_accuracy, complete_runs, paper_results, paper_side_by_side
 
 FAKE = ROOT/'benchmarks'/'fake_openai_server.py'
 REPLAY = '07_bamas,04_topologies'       # the demo's recordings: its own, then the topologies notebook's
@@ -53,15 +54,26 @@ def test_solve_on_recordings(bam, mini):
 def test_every_topology_is_recorded_for_the_demo_tasks(local, mini):
     "Whatever a retrained policy picks for the recorded demo (mini tasks at 1,250 µ$), the recording answers it."
     from bamas_nb.ilp import select_llms
-    from bamas_nb.topologies import run_topology
     for t in mini:
-        for top in TOPOLOGIES: assert run_topology(top, t, select_llms(local, 1000), cache=rec()).cost <= 1000
+        for top in TOPOLOGIES: assert Bamas.execute(fixed_plan(t, top, select_llms(local, 1000)), rec()).cost <= 1000
+
+def test_a_fixed_strategy_is_a_plan_run_by_execute(local, mini):
+    "A fixed topology or baseline is a Plan without a policy; `Bamas.execute` runs it as `run_topology` would, under the selection's budget."
+    from bamas_nb.ilp import select_llms
+    from bamas_nb.topologies import run_topology
+    sel = select_llms(local, 1000)
+    for top in TOPOLOGIES:
+        p = fixed_plan(mini[1], top, sel)
+        assert (p.budget, p.topology, p.probs, p.llm, p.fallback) == (1000.0, top, {}, None, False)
+        assert Bamas.execute(p, rec()).to_dict() == run_topology(top, mini[1], sel, cache=rec()).to_dict()
+    assert fixed_plan(mini[1], 'single', sel, 'qwen-1.5b').llm == 'qwen-1.5b' and 'no policy was asked' in fixed_plan(mini[1], 'naive', sel)._repr_markdown_()
+    with pytest.raises(BamasError, match="unknown topology 'mesh'"): fixed_plan(mini[1], 'mesh', sel)
 
 def test_budget_errors_and_fallback(bam, mini):
     with pytest.raises(BamasError, match='budget must be > 0'): bam.plan(mini[0], 0)
     with pytest.raises(InfeasibleBudget, match=r'at least 509\.6 µ\$, or pass fallback=True'): bam.plan(mini[0], 400)
     p = bam.plan(mini[0], 400, fallback=True)
-    assert (p.topology, p.llms, p.fallback) == ('single', ['qwen-0.5b'], True) and any('fallback' in n for n in p.notes)
+    assert (p.topology, p.llms, p.llm, p.fallback) == ('single', ['qwen-0.5b'], 'qwen-0.5b', True) and any('fallback' in n for n in p.notes)
     with pytest.raises(InfeasibleBudget, match='cannot pay for a single LLM call'): bam.plan(mini[0], 200, fallback=True)
     with pytest.raises(BamasError, match='task must be a Task'): bam.plan('2+2?', 1250)
     assert 'outside the budgets the policy was trained on' in bam.plan(mini[1], 5000).notes[0]
