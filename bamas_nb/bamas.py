@@ -4,6 +4,7 @@
 
 # %% ../nbs/07_bamas.ipynb #cafa3da7
 from __future__ import annotations
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from fastcore.basics import patch
@@ -12,7 +13,7 @@ from .ilp import Selection, InfeasibleBudget, select_llms, min_budget
 from .tasks import Task
 from .runs import Outcome, check_strategy
 from .topologies import run_topology
-from .policy import Policy, load_policy
+from .policy import Policy, load_policy, train_command
 from .experience import pool_id
 
 # %% auto #0
@@ -156,9 +157,8 @@ def train_argv(tables=TRAIN_TABLES, out=DEFAULT_POLICY) -> list[str]:
 # %% ../nbs/07_bamas.ipynb #67ef8574
 def train_default_policy(tables=TRAIN_TABLES, out=DEFAULT_POLICY) -> dict:
     "(Re)train the default checkpoint on the train tables (paths relative to the repository): `bamas train` with `TRAIN_SETTINGS`."
-    from bamas_nb.cli import _parser, load_command
-    argv = train_argv([repo_path(t) for t in tables], repo_path(out))
-    return load_command('train').run(_parser('train').parse_args(argv))
+    p = argparse.ArgumentParser(prog='bamas train'); train_command.add_args(p)
+    return train_command.run(p.parse_args(train_argv([repo_path(t) for t in tables], repo_path(out))[1:]))
 
 # %% ../nbs/07_bamas.ipynb #2eab004b
 def load_bamas(pool=None, policy=None, **kw) -> Bamas:

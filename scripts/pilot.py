@@ -4,7 +4,7 @@ Tasks are `bamas_nb.experience.pilot_tasks()` (30 GSM8K-train, 30 MBPP-train, 20
 taken in turn across the data sets and run in groups of one task per data set, both budgets and all seven
 strategies per group, so a pilot stopped at any point covers the data sets and budgets evenly. Rows go to the
 experience table `data/experience/pilot-v2` as runs finish; running the command again resumes where it stopped.
-Start the local models first (`bamas serve-local`, or pass --serve). Prints the table's progress per group.
+Start the local models first (`bamas serve-local`). Prints the table's progress per group.
 
     python scripts/pilot.py --budgets 1000,2400 --concurrency 4
 """

@@ -74,11 +74,11 @@ def test_ray_backend_on_a_local_instance(pool_file, tasks, tmp_path):
 
 @pytest.fixture
 def grow(pool_file, tmp_path):
-    "Run data/experience/grow.py in `tmp_path` (tables, recording and call cache there) against the fake server."
+    "Run scripts/grow.py in `tmp_path` (tables, recording and call cache there) against the fake server."
     try: load_tasks('gsm8k', 'test', n=1); load_tasks('math500', 'test', n=1)
     except Exception as e: pytest.skip(f'benchmark data not found: {e}')
     import os, subprocess
-    script = Path(__file__).resolve().parent.parent/'data'/'experience'/'grow.py'
+    script = Path(__file__).resolve().parent.parent/'scripts'/'grow.py'
     env = {**os.environ, 'BAMAS_RECORDINGS': str(tmp_path/'rec'), 'BAMAS_CACHE': str(tmp_path/'calls.sqlite')}
     def run(*args):
         p = subprocess.run([sys.executable, script, '--pool', pool_file, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

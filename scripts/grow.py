@@ -4,10 +4,10 @@ These tables hold runs of the topologies as they were on 2026-12-03 (before the 
 cap, pool data/pools/local-256.yaml); runs of the current topologies belong in new tables (see data/experience/pilot-v2),
 not in these. With servers for the local models running (`bamas serve-local`), from the repository root:
 
-    python data/experience/grow.py --n 100
-    python data/experience/grow.py --benchmark --n 20   # the test tables first, on the benchmark grid only (below)
-    python data/experience/grow.py --report        # the size table of data/experience/README.md (no servers needed)
-    python data/experience/grow.py --repair        # redo the benchmark-grid runs that no longer replay (below)
+    python scripts/grow.py --n 100
+    python scripts/grow.py --benchmark --n 20   # the test tables first, on the benchmark grid only (below)
+    python scripts/grow.py --report        # the size table of data/experience/README.md (no servers needed)
+    python scripts/grow.py --repair        # redo the benchmark-grid runs that no longer replay (below)
 
 Runs on the test tables also go into data/recordings/04_benchmarks.jsonl (the recording is consulted first, so runs
 it already holds cost nothing). Round k adds the k-th task of each table's seeded sample (seed 0, the same order `bamas generate --n k` uses), so
@@ -37,7 +37,7 @@ from bamas_nb.topologies import run_topology
 from bamas_nb.experience import ExperienceStore, generate
 
 BUDGETS = (500, 875, 1250, 1625, 2000)
-BENCH_BUDGETS = (500, 1250, 2000)  # the grid of bamas_nb.topologies.benchmark_runs
+BENCH_BUDGETS = (500, 1250, 2000)  # the benchmark grid of the test tables (--benchmark)
 TABLES = {  # name: (data set, split, strategies)
     'gsm8k-test': ('gsm8k', 'test', TOPOLOGIES + BASELINES),
     'mbpp-test': ('mbpp', 'test', TOPOLOGIES + BASELINES),
