@@ -29,7 +29,6 @@ import argparse, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from bamas_nb.core import load_pool, TOPOLOGIES
 from bamas_nb.stores import default_cache, recording, NotRecorded
-import bamas_nb.weights  # the local models' exact prompt-token counters register themselves with the provider
 from bamas_nb.tasks import load_tasks, get_task
 from bamas_nb.ilp import select_llms
 from bamas_nb.runs import BASELINES

@@ -10,7 +10,6 @@ Start the local models first (`bamas serve-local`). Prints the table's progress 
 """
 import argparse, sys, time
 from bamas_nb.core import BUDGETS, TOPOLOGIES, load_pool, parse_budgets
-import bamas_nb.weights  # the local models' exact prompt-token counters register themselves with the provider
 from bamas_nb.experience import ExperienceStore, generate, interleave, pilot_tasks
 from bamas_nb.runs import BASELINES
 
